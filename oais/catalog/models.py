@@ -1,0 +1,221 @@
+"""Catalog tables (SQLAlchemy 2 declarative models).
+
+The catalog is an index of what storage holds; it can be rebuilt from the OCFL objects. Events are
+append-only: rows are inserted, never updated or deleted, and ``events.seq`` gives their order.
+Every time is stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog; pass a timezone-aware time")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Producer(Base):
+    __tablename__ = "producers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    producer_id: Mapped[int | None] = mapped_column(ForeignKey("producers.id"))
+    created_at: Mapped[datetime]
+
+    producer: Mapped[Producer | None] = relationship()
+
+
+class Agent(Base):
+    """A PREMIS agent: software (with its version), person, organization or hardware."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(300), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    type: Mapped[str] = mapped_column(String(3))  # id.loc.gov agentType code: sof, per, org, har
+    version: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """One submission received from a producer, whatever became of it."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(Text)  # where it was read from (never modified)
+    kind: Mapped[str] = mapped_column(String(20))  # directory, bag, zip, tar
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
+    producer_id: Mapped[int | None] = mapped_column(ForeignKey("producers.id"))
+    received_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    disposition: Mapped[str] = mapped_column(String(20))  # received, accepted, refused, quarantined
+    reason: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    file_count: Mapped[int | None] = mapped_column(Integer)
+    byte_count: Mapped[int | None] = mapped_column(BigInteger)
+
+    dataset: Mapped[Dataset | None] = relationship()
+    producer: Mapped[Producer | None] = relationship()
+
+
+class Aip(Base):
+    __tablename__ = "aips"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    producer_id: Mapped[int | None] = mapped_column(ForeignKey("producers.id"))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    object_path: Mapped[str] = mapped_column(Text)  # OCFL object root, relative to each storage root
+    head_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+    dataset: Mapped[Dataset] = relationship()
+    producer: Mapped[Producer | None] = relationship()
+    delivery: Mapped[Delivery | None] = relationship()
+    versions: Mapped[list[AipVersion]] = relationship(back_populates="aip", order_by="AipVersion.number")
+    replicas: Mapped[list[Replica]] = relationship(back_populates="aip", order_by="Replica.location")
+
+
+class AipVersion(Base):
+    __tablename__ = "aip_versions"
+    __table_args__ = (UniqueConstraint("aip_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aip_id: Mapped[int] = mapped_column(ForeignKey("aips.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    message: Mapped[str | None] = mapped_column(Text)
+    inventory_sha512: Mapped[str] = mapped_column(String(128))
+
+    aip: Mapped[Aip] = relationship(back_populates="versions")
+    files: Mapped[list[File]] = relationship(back_populates="version", order_by="File.path")
+
+
+class File(Base):
+    """One file of one AIP version (logical path in the OCFL object)."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        UniqueConstraint("version_id", "path"),
+        Index("ix_files_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("aip_versions.id"))
+    path: Mapped[str] = mapped_column(Text)
+    content_path: Mapped[str] = mapped_column(Text)  # path inside the OCFL object (vN/content/...)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sha512: Mapped[str] = mapped_column(String(128))
+    puid: Mapped[str | None] = mapped_column(String(50))
+    mime: Mapped[str | None] = mapped_column(String(100))
+    format_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # original, normalized, metadata, submission
+    original_name: Mapped[str | None] = mapped_column(Text)
+
+    version: Mapped[AipVersion] = relationship(back_populates="files")
+
+
+class Replica(Base):
+    """One copy of an AIP in one storage location."""
+
+    __tablename__ = "replicas"
+    __table_args__ = (UniqueConstraint("aip_id", "location"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aip_id: Mapped[int] = mapped_column(ForeignKey("aips.id"))
+    location: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))  # ok, missing, corrupt, unknown
+    last_verified_at: Mapped[datetime | None]
+    last_verified_ok: Mapped[bool | None] = mapped_column(Boolean)  # None: never checked / could not check
+
+    aip: Mapped[Aip] = relationship(back_populates="replicas")
+
+
+class Event(Base):
+    """A PREMIS event. Append-only: ``seq`` orders the journal."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(3), index=True)  # id.loc.gov eventType code
+    at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(3))  # suc, fai, war
+    detail: Mapped[str | None] = mapped_column(Text)
+    outcome_detail: Mapped[str | None] = mapped_column(Text)
+    aip_id: Mapped[int | None] = mapped_column(ForeignKey("aips.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    objects: Mapped[list[str]] = mapped_column(JSON)  # linked PREMIS object identifiers
+
+    agents: Mapped[list[EventAgent]] = relationship(order_by="EventAgent.role")
+
+
+class EventAgent(Base):
+    __tablename__ = "event_agents"
+
+    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(3), primary_key=True)  # exe, imp, aut, val
+
+    agent: Mapped[Agent] = relationship()

@@ -1,0 +1,267 @@
+"""The ``oais`` command. Parsing and printing only: every action is a service call.
+
+Exit codes: 0 success, 1 the action failed or the delivery was refused, 2 usage or configuration error.
+Heavy libraries are imported inside the commands so that ``oais --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from oais import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (stderr); silent when stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.step = ""
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if step != self.step:
+            self.step, self.start = step, now
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        rate = done / max(now - self.start, 1e-6)
+        eta = (total - done) / rate if rate > 0 else 0
+        bar = "#" * int(frac * 30)
+        self.stream.write(f"\r{step:>7} [{bar:<30}] {frac:6.1%} {_human(done)}/{_human(total)} "
+                          f"{_human(rate)}/s ETA {eta:4.0f}s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from oais.bootstrap import open_archive
+    from oais.config import load_settings
+
+    return open_archive(load_settings(args.home))
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from oais.bootstrap import init_archive
+
+    settings, created = init_archive(args.home)
+    data = {
+        "home": str(settings.home),
+        "config": str(settings.home / "oais.toml"),
+        "config_created": created,
+        "catalog": settings.catalog_url,
+        "locations": [{"name": loc.name, "path": str(loc.path)} for loc in settings.locations],
+        "copies_required": settings.copies_required,
+        "staging": str(settings.staging),
+        "quarantine": str(settings.quarantine),
+    }
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"{'created' if created else 'kept existing'} {data['config']}")
+        print(f"catalog: {settings.catalog_url} (at the newest schema revision)")
+        for loc in settings.locations:
+            print(f"storage location {loc.name}: {loc.path}")
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from oais.catalog import db
+    from oais.config import load_settings
+
+    settings = load_settings(args.home)
+    engine = db.make_engine(settings.catalog_url)
+    try:
+        if args.db_command == "upgrade":
+            db.upgrade(engine, args.revision)
+        current, head = db.current_revision(engine), db.head_revision()
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json({"current": current, "head": head})
+    else:
+        print(f"catalog revision: {current or 'none'} (newest: {head})")
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from oais.services.ingest import IngestRequest, ingest
+
+    if not args.dataset.strip():
+        raise UsageError("--dataset must not be empty")
+    archive = _open(args)
+    try:
+        progress = ProgressBar()
+        result = ingest(IngestRequest(Path(args.path), args.dataset, args.producer),
+                        archive.ingest_context(progress=progress))
+    finally:
+        archive.close()
+    if args.json:
+        _print_json(result.to_dict())
+    elif result.aip_id:
+        print(f"{result.disposition}: delivery {result.delivery_id}")
+        print(f"AIP {result.aip_id} version {result.version} in dataset {result.dataset}: "
+              f"{result.files} files, {_human(result.bytes)}")
+        for r in result.replicas:
+            print(f"  {r['location']}: {r['path']}")
+        for issue in result.issues:
+            print(f"  {issue}")
+    else:
+        print(f"{result.disposition}: delivery {result.delivery_id} from {args.path}", file=sys.stderr)
+        for issue in result.issues:
+            print(f"  {issue}", file=sys.stderr)
+        if result.quarantine:
+            print(f"  staged copy kept in quarantine: {result.quarantine}", file=sys.stderr)
+    return EXIT_OK if result.aip_id else EXIT_FAILED
+
+
+def cmd_aip(args: argparse.Namespace) -> int:
+    from oais.services import holdings
+
+    archive = _open(args)
+    try:
+        with archive.sessions() as session:
+            if args.aip_command == "list":
+                rows = holdings.list_aips(session)
+                if args.json:
+                    _print_json(rows)
+                elif not rows:
+                    print("no AIP held yet")
+                else:
+                    for r in rows:
+                        reps = ", ".join(f"{x['location']}={x['state']}" for x in r["replicas"])
+                        print(f"{r['aip_id']}  v{r['version']}  {r['dataset']}  {r['files']} files  "
+                              f"{_human(r['bytes'])}  {r['created']}  [{reps}]")
+                return EXIT_OK
+            try:
+                data = holdings.show_aip(session, args.aip_id)
+            except holdings.NotFound as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+    finally:
+        archive.close()
+    if args.json:
+        _print_json(data)
+        return EXIT_OK
+    print(f"AIP {data['aip_id']} (version {data['version']})")
+    print(f"  dataset {data['dataset']}, producer {data['producer'] or '-'}, created {data['created']}")
+    print(f"  OCFL object: {data['object_path']}")
+    print("  replicas:")
+    for r in data["replicas"]:
+        print(f"    {r['location']}: {r['state']} (verified {r['last_verified'] or 'never'})")
+    print(f"  files ({len(data['files'])}):")
+    for f in data["files"]:
+        print(f"    {f['path']}  {f['size']} B  sha256:{f['sha256']}  {f['format'] or ''}")
+    print("  events:")
+    for e in data["events"]:
+        print(f"    {e['at']}  {e['type_label']}: {e['outcome_label']}  {e['outcome_detail'] or ''}")
+    return EXIT_OK
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help="archive home (default: $OAIS_HOME, else ~/.local/share/oais-archive)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print machine-readable JSON on stdout")
+    parser = argparse.ArgumentParser(
+        prog="oais", parents=[common],
+        description="oais-archive: long-term archive for space-science data (BagIt SIPs, OCFL AIPs "
+                    "with METS/PREMIS, verified replicas).")
+    parser.add_argument("--version", action="version", version=f"oais-archive {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", parents=[common], help="create an archive home (config, storage, catalog)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("db", parents=[common], help="catalog schema migrations")
+    dbsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = dbsub.add_parser("upgrade", parents=[common], help="bring the catalog to the newest revision")
+    up.add_argument("revision", nargs="?", default="head")
+    dbsub.add_parser("current", parents=[common], help="show the catalog's revision")
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("ingest", parents=[common], help="ingest a delivery as a new AIP")
+    p.add_argument("path", help="a folder, a BagIt bag, or a .zip/.tar/.tar.gz/.tgz of either")
+    p.add_argument("--dataset", required=True, help="dataset identifier (created when new)")
+    p.add_argument("--producer", help="producer name (created when new)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("aip", parents=[common], help="look at the AIPs held")
+    aipsub = p.add_subparsers(dest="aip_command", metavar="ACTION", required=True)
+    aipsub.add_parser("list", parents=[common], help="list every AIP")
+    show = aipsub.add_parser("show", parents=[common], help="one AIP: files, replicas, events")
+    show.add_argument("aip_id")
+    p.set_defaults(func=cmd_aip)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.home = getattr(args, "home", None)
+    args.json = getattr(args, "json", False)
+    from oais.config import ConfigError
+
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        parser.error(str(exc))
+    except ConfigError as exc:
+        print(f"oais: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("oais: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: a clear message, never a traceback
+        from oais.bootstrap import CatalogOutOfDate
+
+        if isinstance(exc, CatalogOutOfDate):
+            print(f"oais: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        from oais.formats.xmlschema import XmlSchemaError
+
+        if isinstance(exc, XmlSchemaError):
+            print(f"oais: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

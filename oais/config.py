@@ -1,0 +1,183 @@
+"""Settings: one typed, validated object read once at the entry point.
+
+Sources, in order of precedence: the environment (``OAIS_CATALOG_URL``), then ``<home>/oais.toml``.
+The archive home comes from ``--home``, else ``OAIS_HOME``, else ``DEFAULT_HOME``.
+Errors name the offending key, e.g. ``oais.toml: storage.locations[1].path: must be a string``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "oais.toml"
+DEFAULT_HOME = Path("~/.local/share/oais-archive")
+"""Used when neither ``--home`` nor ``OAIS_HOME`` is given."""
+
+ENV_HOME = "OAIS_HOME"
+ENV_CATALOG_URL = "OAIS_CATALOG_URL"
+
+
+class ConfigError(Exception):
+    """The configuration is missing or invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A storage location holding one replica of every AIP."""
+
+    name: str
+    kind: str  # "local" (S3 later)
+    path: Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    catalog_url: str
+    locations: tuple[Location, ...]
+    copies_required: int
+    staging: Path
+    quarantine: Path
+    fsync: bool = True
+    source: Path | None = field(default=None, compare=False)
+
+    def location(self, name: str) -> Location:
+        for loc in self.locations:
+            if loc.name == name:
+                return loc
+        raise ConfigError(f"no storage location named {name!r}")
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The archive home: the argument, else ``$OAIS_HOME``, else ``DEFAULT_HOME``."""
+    raw = home if home is not None else os.environ.get(ENV_HOME) or DEFAULT_HOME
+    return Path(raw).expanduser().resolve()
+
+
+def default_config_text(home: Path) -> str:
+    """The ``oais.toml`` written by ``oais init``; relative paths are relative to the home."""
+    return f"""\
+# oais-archive configuration. Relative paths are relative to this file's folder.
+# The environment variable {ENV_CATALOG_URL} overrides [catalog].url.
+
+[catalog]
+# SQLAlchemy URL. Default: a SQLite file in the archive home.
+# PostgreSQL example: "postgresql+psycopg://user@host:5432/oais"
+url = "sqlite:///{(home / 'catalog.sqlite').as_posix()}"
+
+[storage]
+# Every AIP is written to this many locations (at least 1, at most the number of locations).
+copies_required = 2
+# Call fsync on files and folders before an object is renamed into place.
+fsync = true
+
+[[storage.locations]]
+name = "replica-a"
+kind = "local"
+path = "replica-a"
+
+[[storage.locations]]
+name = "replica-b"
+kind = "local"
+path = "replica-b"
+
+[paths]
+# Deliveries are copied here before anything reads them; the producer's input is never touched.
+staging = "staging"
+# Staged copies of refused deliveries are kept here for the archivist.
+quarantine = "quarantine"
+"""
+
+
+def _get(table: dict[str, Any], key: str, where: str, typ: type, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}.{key}: missing")
+        return default
+    value = table[key]
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        raise ConfigError(f"{where}.{key}: must be {typ.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}{key}: must be a table")
+    return value
+
+
+def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME,
+                   environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
+    """Validate a parsed TOML document; every error names ``source`` and the key."""
+    env = os.environ if environ is None else environ
+    try:
+        known = {"catalog", "storage", "paths"}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown section (expected one of {sorted(known)})")
+
+        def rel(p: str) -> Path:
+            path = Path(p).expanduser()
+            return path if path.is_absolute() else home / path
+
+        catalog = _table(doc, "catalog", "")
+        url = env.get(ENV_CATALOG_URL) or _get(catalog, "url", "catalog", str,
+                                               f"sqlite:///{(home / 'catalog.sqlite').as_posix()}")
+        if "://" not in url:
+            raise ConfigError(f"catalog.url: not a database URL: {url!r}")
+
+        storage = _table(doc, "storage", "")
+        raw_locs = storage.get("locations")
+        if not isinstance(raw_locs, list) or not raw_locs:
+            raise ConfigError("storage.locations: must be a non-empty array of tables")
+        locations: list[Location] = []
+        for i, raw in enumerate(raw_locs):
+            where = f"storage.locations[{i}]"
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{where}: must be a table")
+            name = _get(raw, "name", where, str)
+            if not name or not name.replace("-", "").replace("_", "").isalnum():
+                raise ConfigError(f"{where}.name: letters, digits, '-' and '_' only, got {name!r}")
+            kind = _get(raw, "kind", where, str, "local")
+            if kind != "local":
+                raise ConfigError(f"{where}.kind: unsupported storage kind {kind!r} (supported: 'local')")
+            path = rel(_get(raw, "path", where, str))
+            if any(loc.name == name for loc in locations):
+                raise ConfigError(f"{where}.name: duplicate location name {name!r}")
+            if any(loc.path == path for loc in locations):
+                raise ConfigError(f"{where}.path: two locations share the folder {path}")
+            locations.append(Location(name=name, kind=kind, path=path))
+        copies = _get(storage, "copies_required", "storage", int, len(locations))
+        if not 1 <= copies <= len(locations):
+            raise ConfigError(f"storage.copies_required: must be between 1 and {len(locations)} "
+                              f"(the number of locations), got {copies}")
+        fsync = _get(storage, "fsync", "storage", bool, True)
+
+        paths = _table(doc, "paths", "")
+        staging = rel(_get(paths, "staging", "paths", str, "staging"))
+        quarantine = rel(_get(paths, "quarantine", "paths", str, "quarantine"))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return Settings(home=home, catalog_url=url, locations=tuple(locations), copies_required=copies,
+                    staging=staging, quarantine=quarantine, fsync=fsync)
+
+
+def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
+    """Read ``<home>/oais.toml``; a missing file says to run ``oais init``."""
+    root = resolve_home(home)
+    path = root / CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no archive at {root} ({CONFIG_NAME} not found): run 'oais init --home {root}'") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    settings = parse_settings(doc, root, source=str(path))
+    return Settings(**{**settings.__dict__, "source": path})

@@ -1,0 +1,259 @@
+"""Ingest: a delivery becomes a verified OCFL AIP on every storage location, then a catalog entry.
+
+The pipeline is an ordered list of steps; none of them touches the producer's input:
+
+1. record the delivery as received (its own transaction, so even a crash leaves a trace);
+2. stage: copy or safely expand the delivery into staging;
+3. validate: a BagIt bag fully with bagit-python (structure, Oxum, completeness, every checksum);
+4. describe: sha256 + sha512 of every file in one read pass, format identification, FITS headers;
+5. package: PREMIS 3 and METS 1.12 (validated offline against the official XSDs), OCFL inventory;
+6. store: write the object to every location under a temporary name (fsync, re-read, verify),
+   then move every copy into place;
+7. catalog: AIP, version, files, replicas and PREMIS events in one transaction.
+
+A failure at any step aborts or rolls back the copies already written, records the delivery as
+refused with its coded issues, and keeps the staged copy in quarantine for the archivist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from oais.catalog import models as m
+from oais.catalog import repository as repo
+from oais.domain.issues import Issue, IssueCode, Severity, error
+from aip.builder import BuiltAip, build_aip
+from oais.domain import premis
+from oais.domain.package import Disposition, FileRole, ReplicaState
+from oais.storage.base import StagedObject, StorageError, StorageLocation
+from sip.describe import describe_delivery
+from sip.receive import DeliveryRefused, Limits, stage_delivery
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(step, done, total)``: bytes done of total for the named step."""
+
+
+class MetadataValidator(Protocol):
+    def errors(self, name: str, data: bytes) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    source: Path
+    dataset: str
+    producer: str | None = None
+
+
+@dataclass
+class IngestResult:
+    delivery_id: str
+    disposition: Disposition
+    aip_id: str | None = None
+    version: int | None = None
+    dataset: str | None = None
+    files: int = 0
+    bytes: int = 0
+    replicas: list[dict[str, str]] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    quarantine: str | None = None
+
+    @property
+    def reason(self) -> str | None:
+        errors = [str(i) for i in self.issues if i.severity is Severity.ERROR]
+        return "; ".join(errors) if errors else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "delivery_id": self.delivery_id,
+            "disposition": str(self.disposition),
+            "aip_id": self.aip_id,
+            "version": self.version,
+            "dataset": self.dataset,
+            "files": self.files,
+            "bytes": self.bytes,
+            "replicas": self.replicas,
+            "issues": [i.to_dict() for i in self.issues],
+            "reason": self.reason,
+            "quarantine": self.quarantine,
+        }
+
+
+@dataclass
+class IngestContext:
+    """What ingest needs, built by ``oais.bootstrap``: no module here names a concrete class."""
+
+    sessions: sessionmaker[Session]
+    locations: Sequence[StorageLocation]
+    validator: MetadataValidator
+    staging: Path
+    quarantine: Path
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    limits: Limits = Limits()
+    progress: ProgressFn | None = None
+
+
+def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
+    """Run the whole pipeline for one delivery; never raises for a bad delivery (see the result)."""
+    delivery_id = ctx.new_id()
+    received = ctx.clock()
+    source = Path(os.path.abspath(request.source))
+    with ctx.sessions.begin() as s:
+        s.add(m.Delivery(identifier=delivery_id, source=str(source), kind="unknown",
+                         received_at=received, disposition="received"))
+    result = IngestResult(delivery_id=delivery_id, disposition=Disposition.REFUSED, dataset=request.dataset)
+    work = ctx.staging / delivery_id.rsplit(":", 1)[-1]
+    staged_objects: list[StagedObject] = []
+    committed: list[tuple[StorageLocation, str]] = []
+    catalog_done = False
+    kind = "unknown"
+    try:
+        staged = stage_delivery(source, work / "delivery", ctx.limits)
+        kind = staged.kind + ("+bag" if staged.is_bag else "")
+        described = describe_delivery(staged, ctx.clock, ctx.new_id, ctx.progress)
+        result.issues.extend(described.issues)
+        if any(i.severity is Severity.ERROR for i in described.issues):
+            raise DeliveryRefused(described.issues)
+        aip_id = f"urn:uuid:{ctx.new_id().rsplit(':', 1)[-1]}"
+        built = build_aip(described, aip_id=aip_id, dataset=request.dataset,
+                          producer=request.producer or "", delivery_id=delivery_id,
+                          created=ctx.clock(), new_id=ctx.new_id)
+        for name, data in built.metadata_documents():
+            problems = ctx.validator.errors(name, data)
+            if problems:
+                raise DeliveryRefused([error(IssueCode.PACKAGE_METADATA_INVALID, p, name) for p in problems])
+        total = built.total_bytes * len(ctx.locations)
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if ctx.progress:
+                ctx.progress("store", done, total)
+
+        for location in ctx.locations:
+            staged_objects.append(location.stage(built.object_path, built.entries(), tick))
+        for obj, location in zip(staged_objects, ctx.locations):
+            obj.commit()
+            committed.append((location, built.object_path))
+        with ctx.sessions.begin() as s:
+            _record_aip(s, built, request, delivery_id, kind, [loc.name for loc in ctx.locations],
+                        ctx.clock())
+        catalog_done = True
+        result.disposition = Disposition.ACCEPTED
+        result.aip_id = aip_id
+        result.version = built.version
+        result.files = len(described.files)
+        result.bytes = described.total_bytes
+        result.replicas = [{"location": loc.name, "path": str(loc.object_dir(built.object_path))}
+                           for loc in ctx.locations]
+    except DeliveryRefused as exc:
+        result.issues = _merge(result.issues, exc.issues)
+    except StorageError as exc:
+        result.issues.append(error(IssueCode.STORAGE_FAILURE, str(exc)))
+    except SQLAlchemyError as exc:
+        result.issues.append(error(IssueCode.CATALOG_FAILURE, f"{type(exc).__name__}: {exc}"))
+    finally:
+        for obj in staged_objects:
+            obj.abort()
+        if not catalog_done:
+            for location, object_path in committed:
+                location.rollback(object_path)
+    if result.disposition is Disposition.ACCEPTED:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        result.quarantine = _quarantine(work, ctx.quarantine, delivery_id)
+        _record_refusal(ctx, result, request, kind)
+    return result
+
+
+def _merge(existing: list[Issue], new: list[Issue]) -> list[Issue]:
+    return existing + [i for i in new if i not in existing]
+
+
+def _quarantine(work: Path, quarantine: Path, delivery_id: str) -> str | None:
+    """Keep the staged copy of a refused delivery so the archivist can show what failed."""
+    staged = work / "delivery"
+    if not staged.exists():
+        shutil.rmtree(work, ignore_errors=True)
+        return None
+    target = quarantine / delivery_id.rsplit(":", 1)[-1]
+    quarantine.mkdir(parents=True, exist_ok=True)
+    os.rename(staged, target)
+    shutil.rmtree(work, ignore_errors=True)
+    return str(target)
+
+
+def _record_refusal(ctx: IngestContext, result: IngestResult, request: IngestRequest, kind: str) -> None:
+    now = ctx.clock()
+    with ctx.sessions.begin() as s:
+        delivery = repo.delivery(s, result.delivery_id)
+        assert delivery is not None
+        delivery.kind = kind
+        delivery.disposition = str(Disposition.REFUSED)
+        delivery.finished_at = now
+        delivery.reason = result.reason
+        delivery.report = repo.jsonable_report(result.issues)
+        if request.producer:
+            delivery.producer = repo.producer(s, request.producer, now)
+        ds = repo.find_dataset(s, request.dataset)
+        if ds is not None:
+            delivery.dataset = ds
+        agent = premis.archive_agent()
+        event = premis.Event(
+            identifier=ctx.new_id(), type=premis.EventType.INGESTION, at=now,
+            outcome=premis.Outcome.FAILURE, detail=f"ingest of delivery {result.delivery_id} refused",
+            outcome_detail=result.reason or "refused",
+            agents=(premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM),),
+            objects=(result.delivery_id,))
+        repo.add_event(s, event, {agent.identifier: agent}, delivery=delivery)
+
+
+def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id: str, kind: str,
+                locations: list[str], now: datetime) -> None:
+    producer = repo.producer(s, request.producer, now) if request.producer else None
+    dataset = repo.dataset(s, request.dataset, now, producer)
+    if producer is None:
+        producer = dataset.producer
+    delivery = repo.delivery(s, delivery_id)
+    assert delivery is not None
+    delivery.kind = kind
+    delivery.dataset = dataset
+    delivery.producer = producer
+    delivery.disposition = str(Disposition.ACCEPTED)
+    delivery.finished_at = now
+    delivery.file_count = len(built.description.files)
+    delivery.byte_count = built.payload_bytes
+    delivery.report = repo.jsonable_report(built.issues)
+    aip = m.Aip(identifier=built.aip_id, dataset=dataset, producer=producer, delivery=delivery,
+                object_path=built.object_path, head_version=built.version,
+                created_at=built.description.created)
+    s.add(aip)
+    version = m.AipVersion(aip=aip, number=built.version, created_at=built.description.created,
+                           message=built.description.message, inventory_sha512=built.inventory_sha512)
+    s.add(version)
+    for f in built.catalog_files():
+        s.add(m.File(version=version, path=f.path, content_path=built.content_path(f.path),
+                     size=f.size, sha256=f.fixity.sha256, sha512=f.fixity.sha512, puid=f.puid,
+                     mime=f.mime, format_name=f.format_name, role=str(f.role),
+                     original_name=f.original_name))
+    for name in locations:
+        s.add(m.Replica(aip=aip, location=name, state=str(ReplicaState.OK), last_verified_at=now,
+                        last_verified_ok=True))
+    s.flush()
+    for event in built.events:
+        repo.add_event(s, event, built.agents, aip=aip, delivery=delivery)
+    for event in built.storage_events(locations, now):
+        repo.add_event(s, event, built.agents, aip=aip)
+
+
+__all__ = ["IngestContext", "IngestRequest", "IngestResult", "ingest", "FileRole"]

@@ -1,0 +1,66 @@
+"""The storage interface every location implements (local folders now, S3-compatible later).
+
+Writing an object is two-phase so that a failure anywhere leaves nothing half-done on any replica:
+
+1. ``stage(object_path, entries)`` writes every file under a temporary name, flushes it to disk and
+   re-reads it to check its digest; it returns a ``StagedObject``.
+2. ``StagedObject.commit()`` moves the object into place in one atomic step (a rename); ``abort()``
+   removes the temporary copy. ``StorageLocation.rollback(object_path)`` removes an object that was
+   committed by the same, still unfinished, ingest (never used for anything else).
+
+Errors: ``StorageError`` (and its subclass ``ObjectExists``) carry the location name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from oais.domain.storage import Entry
+
+__all__ = ["Entry", "ObjectExists", "StagedObject", "StorageError", "StorageLocation"]
+
+
+class StorageError(Exception):
+    """A storage location could not do what was asked; ``location`` names it."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"storage location {location!r}: {message}")
+        self.location = location
+
+
+class ObjectExists(StorageError):
+    """Refusing to overwrite an object that is already in place."""
+
+
+ProgressFn = Callable[[int], None]
+"""Called with the number of bytes just written."""
+
+
+class StagedObject(Protocol):
+    location: str
+    object_path: str
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class StorageLocation(Protocol):
+    name: str
+
+    def ensure_root(self) -> None: ...
+
+    def stage(self, object_path: str, entries: Iterable[Entry],
+              progress: ProgressFn | None = None) -> StagedObject: ...
+
+    def rollback(self, object_path: str) -> None: ...
+
+    def exists(self, object_path: str) -> bool: ...
+
+    def object_dir(self, object_path: str) -> Path: ...
+
+    def open(self, object_path: str, relpath: str) -> BinaryIO: ...
+
+    def iter_files(self, object_path: str) -> Iterator[str]: ...

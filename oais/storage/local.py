@@ -1,0 +1,231 @@
+"""A storage location in a local (or mounted) folder, holding an OCFL 1.1 storage root.
+
+Layout of a location folder::
+
+    <location>/ocfl/        the OCFL storage root (0=ocfl_1.1, ocfl_layout.json, objects)
+    <location>/.staging/    temporary copies being written; never read as holdings
+
+Objects are written under ``.staging`` (same file system), each file flushed with fsync, re-read
+and checked against its sha512, then the object folder is renamed into place and its parent
+folders are fsynced.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from oais.storage.base import Entry, ObjectExists, ProgressFn, StorageError
+
+BUFFER = 1 << 20
+ROOT_DIR = "ocfl"
+STAGING_DIR = ".staging"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs_synced(path: Path, stop: Path, fsync: bool) -> None:
+    """Create ``path`` and its missing parents (below ``stop``), fsyncing each new folder's parent."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p == stop or p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        if fsync:
+            _fsync_dir(d.parent)
+
+
+class LocalStagedObject:
+    def __init__(self, storage: "LocalStorage", object_path: str, tmp: Path) -> None:
+        self.storage = storage
+        self.location = storage.name
+        self.object_path = object_path
+        self.tmp = tmp
+        self.done = False
+
+    def commit(self) -> None:
+        final = self.storage.object_dir(self.object_path)
+        try:
+            _makedirs_synced(final.parent, self.storage.root, self.storage.fsync)
+            if final.exists():
+                raise ObjectExists(self.location, f"object already exists at {final}")
+            os.rename(self.tmp, final)
+            if self.storage.fsync:
+                _fsync_dir(final.parent)
+                _fsync_dir(self.tmp.parent)
+        except ObjectExists:
+            raise
+        except OSError as exc:
+            raise StorageError(self.location, f"cannot move object into place at {final}: {exc}") from exc
+        self.done = True
+
+    def abort(self) -> None:
+        if not self.done:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.done = True
+
+
+class LocalStorage:
+    """One location: a folder holding an OCFL storage root and a staging area."""
+
+    def __init__(self, name: str, path: Path, *, fsync: bool = True,
+                 root_files: Mapping[str, bytes] | None = None) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.root = self.path / ROOT_DIR
+        self.staging = self.path / STAGING_DIR
+        self.fsync = fsync
+        self.root_files = dict(root_files or {})
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({self.name!r}, {str(self.path)!r})"
+
+    # -- set-up -------------------------------------------------------------------------------
+    def ensure_root(self) -> None:
+        """Create the location folder, the OCFL storage root and its declaration files if missing."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.staging.mkdir(exist_ok=True)
+            self.root.mkdir(exist_ok=True)
+            for rel, data in sorted(self.root_files.items()):
+                target = self.root / rel
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self._write_bytes(target, data)
+        except OSError as exc:
+            raise StorageError(self.name, f"cannot prepare storage root at {self.path}: {exc}") from exc
+
+    # -- writing ------------------------------------------------------------------------------
+    def stage(self, object_path: str, entries: Iterable[Entry],
+              progress: ProgressFn | None = None) -> LocalStagedObject:
+        if self.exists(object_path):
+            raise ObjectExists(self.name, f"object already exists at {self.object_dir(object_path)}")
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            tmp = self.staging / f"{uuid.uuid4().hex}.tmp"
+            tmp.mkdir()
+        except OSError as exc:
+            raise StorageError(self.name, f"cannot create a staging folder in {self.staging}: {exc}") from exc
+        staged = LocalStagedObject(self, object_path, tmp)
+        try:
+            written: list[tuple[Path, Entry]] = []
+            for entry in entries:
+                target = tmp / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._write_entry(target, entry, progress)
+                written.append((target, entry))
+            if self.fsync:
+                for d in sorted({p.parent for p, _ in written} | {tmp}, key=lambda p: -len(p.parts)):
+                    _fsync_dir(d)
+            for target, entry in written:  # re-read what was written: the copy must match
+                found = self._sha512(target)
+                if found != entry.sha512:
+                    raise StorageError(self.name, f"{entry.path}: copy does not match after writing "
+                                                  f"(sha512 {found[:16]}…, expected {entry.sha512[:16]}…)")
+        except StorageError:
+            staged.abort()
+            raise
+        except OSError as exc:
+            staged.abort()
+            raise StorageError(self.name, f"writing {object_path}: {exc}") from exc
+        except BaseException:
+            staged.abort()
+            raise
+        return staged
+
+    def rollback(self, object_path: str) -> None:
+        """Remove an object this ingest committed moments ago (it is in no catalog)."""
+        final = self.object_dir(object_path)
+        if not final.exists():
+            return
+        trash = self.staging / f"{uuid.uuid4().hex}.rollback"
+        try:
+            os.rename(final, trash)
+            shutil.rmtree(trash)
+            _prune_empty_parents(final.parent, self.root)
+        except OSError as exc:
+            raise StorageError(self.name, f"cannot roll back {final}: {exc}") from exc
+
+    def _write_entry(self, target: Path, entry: Entry, progress: ProgressFn | None) -> None:
+        if entry.data is not None:
+            self._write_bytes(target, entry.data)
+            if progress:
+                progress(len(entry.data))
+            return
+        assert entry.source is not None
+        buf = bytearray(BUFFER)
+        view = memoryview(buf)
+        with open(entry.source, "rb") as src, open(target, "xb") as dst:
+            while n := src.readinto(buf):
+                dst.write(view[:n])
+                if progress:
+                    progress(n)
+            dst.flush()
+            if self.fsync:
+                os.fsync(dst.fileno())
+
+    def _write_bytes(self, target: Path, data: bytes) -> None:
+        with open(target, "xb") as dst:
+            dst.write(data)
+            dst.flush()
+            if self.fsync:
+                os.fsync(dst.fileno())
+
+    @staticmethod
+    def _sha512(path: Path) -> str:
+        h = hashlib.sha512()
+        buf = bytearray(BUFFER)
+        view = memoryview(buf)
+        with open(path, "rb") as f:
+            while n := f.readinto(buf):
+                h.update(view[:n])
+        return h.hexdigest()
+
+    # -- reading ------------------------------------------------------------------------------
+    def object_dir(self, object_path: str) -> Path:
+        return self.root / object_path
+
+    def exists(self, object_path: str) -> bool:
+        return self.object_dir(object_path).exists()
+
+    def open(self, object_path: str, relpath: str) -> BinaryIO:
+        return open(self.object_dir(object_path) / relpath, "rb")
+
+    def iter_files(self, object_path: str) -> Iterator[str]:
+        base = self.object_dir(object_path)
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                yield (Path(dirpath) / name).relative_to(base).as_posix()
+
+    def staging_leftovers(self) -> list[Path]:
+        """Temporary copies left by an interrupted write (safe to delete; never holdings)."""
+        if not self.staging.exists():
+            return []
+        return sorted(self.staging.iterdir())
+
+
+def _prune_empty_parents(path: Path, stop: Path) -> None:
+    while path != stop and path.is_relative_to(stop):
+        try:
+            path.rmdir()
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return
+            raise
+        path = path.parent

@@ -1,0 +1,179 @@
+"""Ingest of real FITS deliveries into two local replicas and a SQLite catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+import bagit
+import pytest
+from lxml import etree
+
+from oais.domain.package import Disposition
+from oais.services import holdings
+from oais.services.ingest import IngestRequest, ingest
+from tests.conftest import corpus, files_under, ocfl_py_errors, tree_snapshot
+
+METS = "{http://www.loc.gov/METS/}"
+PREMIS = "{http://www.loc.gov/premis/v3}"
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _object_dirs(archive) -> list[Path]:  # type: ignore[no-untyped-def]
+    out = []
+    for loc in archive.locations:
+        out.extend(p.parent for p in loc.root.rglob("0=ocfl_object_1.1"))
+    return sorted(out)
+
+
+def _make_bag(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    bagit.make_bag(str(dest), {"Source-Organization": "IDOC test"}, checksums=["sha256", "sha512"])
+    return dest
+
+
+def test_ingest_folder_of_real_fits(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    before = tree_snapshot(fits_delivery)
+    result = ingest(IngestRequest(fits_delivery, "eit-195", "SOHO/EIT team"), archive.ingest_context())
+    assert result.disposition is Disposition.ACCEPTED, result.issues
+    assert tree_snapshot(fits_delivery) == before, "the producer's input was modified"
+
+    delivered = files_under(fits_delivery)
+    assert result.files == len(delivered)
+    for loc in archive.locations:
+        obj = loc.object_dir(ocfl_object_path(archive, result.aip_id))
+        for rel in delivered:  # bit for bit in every replica
+            stored = obj / "v1" / "content" / "representations" / "original" / "data" / rel
+            assert stored.read_bytes() == (fits_delivery / rel).read_bytes(), rel
+        errors, warnings, report = ocfl_py_errors(obj)
+        assert (errors, warnings) == (0, 0), report
+    assert not any(loc.staging_leftovers() for loc in archive.locations)
+    assert not any(archive.settings.staging.iterdir())
+
+
+def ocfl_object_path(archive, aip_id: str) -> str:  # type: ignore[no-untyped-def]
+    with archive.sessions() as s:
+        return holdings.show_aip(s, aip_id)["object_path"]
+
+
+def test_catalog_records_files_replicas_and_events(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    result = ingest(IngestRequest(fits_delivery, "eit-195", "SOHO/EIT team"), archive.ingest_context())
+    with archive.sessions() as s:
+        shown = holdings.show_aip(s, result.aip_id)
+        listed = holdings.list_aips(s)
+    assert [a["aip_id"] for a in listed] == [result.aip_id]
+    assert shown["dataset"] == "eit-195" and shown["producer"] == "SOHO/EIT team" and shown["version"] == 1
+    by_path = {f["path"]: f for f in shown["files"]}
+    for rel in files_under(fits_delivery):
+        f = by_path[f"representations/original/data/{rel}"]
+        assert f["sha256"] == _sha256(fits_delivery / rel)
+        assert f["size"] == (fits_delivery / rel).stat().st_size
+        assert f["role"] == "original" and f["original_name"] == rel
+    assert by_path["representations/original/data/test0.fits"]["format"] == "x-fmt/383"
+    assert {"METS.xml", "metadata/preservation/premis.xml", "metadata/descriptive/fits-headers.json"} <= set(by_path)
+    assert sorted((r["location"], r["state"]) for r in shown["replicas"]) == [("replica-a", "ok"), ("replica-b", "ok")]
+    types = [e["type"] for e in shown["events"]]
+    for required in ("ing", "mes", "for", "mee", "ipc"):
+        assert required in types
+    assert types.count("fix") == 2
+    assert all(e["outcome"] == "suc" for e in shown["events"])
+
+
+@pytest.mark.parametrize("form", ["bag", "zip-of-bag", "tar.gz-of-bag", "zip-of-folder", "tar-of-folder"])
+def test_ingest_accepts_bags_and_archives(archive, fits_delivery: Path, tmp_path: Path, form: str) -> None:  # type: ignore[no-untyped-def]
+    bag = _make_bag(fits_delivery, tmp_path / "bag")
+    inner = bag if "bag" in form else fits_delivery
+    if form == "bag":
+        source = bag
+    elif form.startswith("zip"):
+        source = tmp_path / "delivery.zip"
+        with zipfile.ZipFile(source, "w") as zf:
+            for p in sorted(inner.rglob("*")):
+                zf.write(p, f"delivery/{p.relative_to(inner).as_posix()}")
+    else:
+        source = tmp_path / ("delivery.tar.gz" if "gz" in form else "delivery.tar")
+        with tarfile.open(source, "w:gz" if "gz" in form else "w") as tf:
+            tf.add(inner, arcname="delivery")
+    before = tree_snapshot(source)
+    result = ingest(IngestRequest(source, "hst"), archive.ingest_context())
+    assert result.disposition is Disposition.ACCEPTED, result.issues
+    assert tree_snapshot(source) == before
+    with archive.sessions() as s:
+        paths = {f["path"] for f in holdings.show_aip(s, result.aip_id)["files"]}
+    for rel in files_under(fits_delivery):
+        assert f"representations/original/data/{rel}" in paths
+    if "bag" in form:
+        assert {"submission/bagit.txt", "submission/manifest-sha256.txt", "submission/bag-info.txt"} <= paths
+        with archive.sessions() as s:
+            events = holdings.show_aip(s, result.aip_id)["events"]
+        val = [e for e in events if e["type"] == "val"]
+        assert val and val[0]["outcome"] == "suc"
+        assert any(a["agent"].startswith("software:bagit-python/") for a in val[0]["agents"])
+
+
+def test_mets_and_premis_valid_against_both_schema_sets(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    from oais.formats.xmlschema import SchemaSet
+
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    obj = archive.locations[0].object_dir(ocfl_object_path(archive, result.aip_id)) / "v1" / "content"
+    installed = SchemaSet.installed()
+    official = SchemaSet.from_catalog(corpus("xsd", "catalog.xml"))
+    for name in ("METS.xml", "metadata/preservation/premis.xml"):
+        data = (obj / name).read_bytes()
+        assert installed.validate(data) == [], name
+        assert official.validate(data) == [], name
+
+    mets = etree.parse(str(obj / "METS.xml"))
+    checksums = {f.find(f"{METS}FLocat").get("{http://www.w3.org/1999/xlink}href"): f.get("CHECKSUM")
+                 for f in mets.iter(f"{METS}file")}
+    for rel in files_under(fits_delivery):
+        assert checksums[f"representations/original/data/{rel}"] == _sha256(fits_delivery / rel)
+    premis = etree.parse(str(obj / "metadata/preservation/premis.xml"))
+    originals = {e.text for e in premis.iter(f"{PREMIS}originalName")}
+    assert set(files_under(fits_delivery)) <= originals
+    digests = {e.text for e in premis.iter(f"{PREMIS}messageDigest")}
+    assert _sha256(fits_delivery / "test0.fits") in digests
+    event_types = {e.text for e in premis.iter(f"{PREMIS}eventType")}
+    assert {"ingestion", "message digest calculation"} <= event_types or {"ing", "mes"} <= event_types
+    versions = {e.text for e in premis.iter(f"{PREMIS}agentVersion")}
+    import oais
+
+    assert oais.__version__ in versions
+
+
+def test_refused_bag_is_quarantined_and_input_untouched(archive, fits_delivery: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bag = _make_bag(fits_delivery, tmp_path / "bag")
+    target = bag / "data" / "test0.fits"
+    data = bytearray(target.read_bytes())
+    data[5000] ^= 0xFF  # damaged in transit
+    target.write_bytes(bytes(data))
+    before = tree_snapshot(bag)
+    result = ingest(IngestRequest(bag, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.REFUSED
+    errors = [i for i in result.issues if i.severity == "error"]
+    assert {(i.code, i.path) for i in errors} == {("SIP-E011", "data/test0.fits")}
+    assert len(errors) == 2  # the sha256 and the sha512 manifest both disagree
+    assert "data/test0.fits" in result.reason
+    assert tree_snapshot(bag) == before
+    assert _object_dirs(archive) == []
+    assert result.quarantine and Path(result.quarantine, "data", "test0.fits").read_bytes() == bytes(data)
+    with archive.sessions() as s:
+        assert holdings.list_aips(s) == []
+        from oais.catalog import repository as repo
+
+        d = repo.delivery(s, result.delivery_id)
+        assert d.disposition == "refused" and "SIP-E011" in d.reason
+        assert d.report["issues"][0]["code"] == "SIP-E011"
+
+
+def test_same_content_twice_gives_two_aips(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    a = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    b = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    assert a.aip_id != b.aip_id and a.disposition == b.disposition == Disposition.ACCEPTED
+    assert len(_object_dirs(archive)) == 4

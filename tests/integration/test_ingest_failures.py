@@ -1,0 +1,125 @@
+"""A failure anywhere leaves no AIP in the catalog and no partial object in any replica."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from oais.domain.package import Disposition
+from oais.services import holdings
+from oais.services.ingest import IngestRequest, ingest
+from oais.storage.local import LocalStorage
+from tests.conftest import tree_snapshot
+
+
+class DiskFullStorage(LocalStorage):
+    """The real local storage on a disk that fills up after ``capacity`` bytes of content."""
+
+    def __init__(self, inner: LocalStorage, capacity: int) -> None:
+        super().__init__(inner.name, inner.path, fsync=inner.fsync, root_files=inner.root_files)
+        self.capacity = capacity
+
+    def _write_entry(self, target, entry, progress):  # type: ignore[no-untyped-def]
+        size = len(entry.data) if entry.data is not None else entry.source.stat().st_size
+        if size > self.capacity:  # write what fits, then fail as a full disk does
+            with open(target, "xb") as out:
+                out.write((entry.data or entry.source.read_bytes())[: self.capacity])
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        self.capacity -= size
+        super()._write_entry(target, entry, progress)
+
+
+def _nothing_anywhere(archive) -> None:  # type: ignore[no-untyped-def]
+    for loc in archive.locations:
+        assert list(loc.root.rglob("0=ocfl_object_1.1")) == [], f"object left in {loc.name}"
+        assert [p for p in loc.root.iterdir() if p.is_dir() and p.name != "extensions"] == [], \
+            f"folders left in {loc.name}: {list(loc.root.iterdir())}"
+        assert loc.staging_leftovers() == [], f"temporary copy left in {loc.name}"
+    assert list(archive.settings.staging.iterdir()) == []
+    with archive.sessions() as s:
+        assert holdings.list_aips(s) == []
+        for table in ("aips", "aip_versions", "files", "replicas"):
+            assert s.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+
+
+def _refused(archive, result, code: str) -> None:  # type: ignore[no-untyped-def]
+    from oais.catalog import repository as repo
+
+    assert result.disposition is Disposition.REFUSED
+    assert result.aip_id is None
+    assert code in result.reason
+    with archive.sessions() as s:
+        d = repo.delivery(s, result.delivery_id)
+        assert d.disposition == "refused" and code in d.reason
+
+
+def test_disk_full_while_writing_second_replica(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    before = tree_snapshot(fits_delivery)
+    ctx = archive.ingest_context()
+    ctx.locations = [archive.locations[0], DiskFullStorage(archive.locations[1], capacity=100_000)]
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    _refused(archive, result, "STO-E001")
+    assert "No space left on device" in result.reason and "replica-b" in result.reason
+    _nothing_anywhere(archive)
+    assert tree_snapshot(fits_delivery) == before
+
+    again = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    assert again.disposition is Disposition.ACCEPTED, again.issues
+
+
+def test_second_replica_cannot_take_the_object(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    """Moving the object into place fails on replica-b after replica-a has committed: a real
+    NotADirectoryError, since every first-level folder name of the layout is taken by a file."""
+    blockers = []
+    for i in range(16 ** 3):
+        p = archive.locations[1].root / f"{i:03x}"
+        p.write_bytes(b"")
+        blockers.append(p)
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    _refused(archive, result, "STO-E001")
+    assert "cannot move object into place" in result.reason and "replica-b" in result.reason
+    for p in blockers:
+        p.unlink()
+    _nothing_anywhere(archive)
+    assert ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context()).aip_id
+
+
+def test_catalog_failure_rolls_back_both_replicas(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    with archive.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER no_replicas BEFORE INSERT ON replicas "
+                          "BEGIN SELECT RAISE(ABORT, 'injected catalog failure'); END"))
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    _refused(archive, result, "CAT-E001")
+    assert "injected catalog failure" in result.reason
+    with archive.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER no_replicas"))
+    _nothing_anywhere(archive)
+    assert ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context()).aip_id
+
+
+def test_invalid_metadata_is_refused_before_storage(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    class Rejecting:
+        def errors(self, name: str, data: bytes) -> list[str]:
+            return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
+
+    ctx = archive.ingest_context()
+    ctx.validator = Rejecting()
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    _refused(archive, result, "AIP-E001")
+    _nothing_anywhere(archive)
+
+
+@pytest.mark.parametrize("name", ["missing", "fifo"])
+def test_unreadable_sources_are_refused(archive, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    source = tmp_path / name
+    if name == "fifo":
+        os.mkfifo(source)
+    result = ingest(IngestRequest(source, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.REFUSED
+    assert result.issues[0].code in ("SIP-E001", "SIP-E002")
+    _nothing_anywhere(archive)
