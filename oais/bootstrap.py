@@ -35,9 +35,11 @@ class XsdValidator:
     """Validates the METS and PREMIS an AIP carries against the installed official schemas."""
 
     def __init__(self) -> None:
-        from oais.formats.xmlschema import SchemaSet
+        from oais.formats.xmlschema import METS_NS, PREMIS_NS, SchemaSet
 
         self.schemas = SchemaSet.installed()
+        for namespace in (METS_NS, PREMIS_NS):  # fail now, before any delivery is touched
+            self.schemas.schema(namespace)
 
     def errors(self, name: str, data: bytes) -> list[str]:
         return self.schemas.validate(data)

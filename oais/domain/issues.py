@@ -39,6 +39,7 @@ class IssueCode(StrEnum):
     PACKAGE_METADATA_INVALID = "AIP-E001"
     STORAGE_FAILURE = "STO-E001"
     CATALOG_FAILURE = "CAT-E001"
+    INTERNAL_ERROR = "OAIS-E999"
 
 
 REFERENCES: dict[IssueCode, str] = {
@@ -60,6 +61,7 @@ REFERENCES: dict[IssueCode, str] = {
     IssueCode.PACKAGE_METADATA_INVALID: "METS 1.12 / PREMIS 3.0 XML Schemas",
     IssueCode.STORAGE_FAILURE: "oais-archive: every copy written, re-read and verified",
     IssueCode.CATALOG_FAILURE: "oais-archive: catalog updated in one transaction",
+    IssueCode.INTERNAL_ERROR: "oais-archive: an unexpected error (a defect to report)",
 }
 
 

@@ -116,6 +116,7 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     committed: list[tuple[StorageLocation, str]] = []
     catalog_done = False
     kind = "unknown"
+    unexpected: Exception | None = None
     try:
         staged = stage_delivery(source, work / "delivery", ctx.limits)
         kind = staged.kind + ("+bag" if staged.is_bag else "")
@@ -162,6 +163,9 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
         result.issues.append(error(IssueCode.STORAGE_FAILURE, str(exc)))
     except SQLAlchemyError as exc:
         result.issues.append(error(IssueCode.CATALOG_FAILURE, f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # a defect: clean up, record the refusal, then let it surface
+        result.issues.append(error(IssueCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
+        unexpected = exc
     finally:
         for obj in staged_objects:
             obj.abort()
@@ -173,6 +177,8 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     else:
         result.quarantine = _quarantine(work, ctx.quarantine, delivery_id)
         _record_refusal(ctx, result, request, kind)
+    if unexpected is not None:
+        raise unexpected
     return result
 
 

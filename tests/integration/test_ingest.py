@@ -130,7 +130,9 @@ def test_mets_and_premis_valid_against_both_schema_sets(archive, fits_delivery: 
         assert official.validate(data) == [], name
 
     mets = etree.parse(str(obj / "METS.xml"))
-    checksums = {f.find(f"{METS}FLocat").get("{http://www.w3.org/1999/xlink}href"): f.get("CHECKSUM")
+    from urllib.parse import unquote
+
+    checksums = {unquote(f.find(f"{METS}FLocat").get("{http://www.w3.org/1999/xlink}href")): f.get("CHECKSUM")
                  for f in mets.iter(f"{METS}file")}
     for rel in files_under(fits_delivery):
         assert checksums[f"representations/original/data/{rel}"] == _sha256(fits_delivery / rel)

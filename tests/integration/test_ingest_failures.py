@@ -123,3 +123,22 @@ def test_unreadable_sources_are_refused(archive, tmp_path: Path, name: str) -> N
     assert result.disposition is Disposition.REFUSED
     assert result.issues[0].code in ("SIP-E001", "SIP-E002")
     _nothing_anywhere(archive)
+
+
+def test_unexpected_error_is_recorded_cleaned_up_and_raised(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    from oais.catalog import repository as repo
+
+    class Broken:
+        def errors(self, name: str, data: bytes) -> list[str]:
+            raise RuntimeError("validator crashed")
+
+    ctx = archive.ingest_context()
+    ctx.validator = Broken()
+    ids = iter(f"urn:uuid:00000000-0000-0000-0000-{i:012d}" for i in range(1, 1000))
+    ctx.new_id = lambda: next(ids)
+    with pytest.raises(RuntimeError, match="validator crashed"):
+        ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    _nothing_anywhere(archive)
+    with archive.sessions() as s:
+        d = repo.delivery(s, "urn:uuid:00000000-0000-0000-0000-000000000001")
+        assert d.disposition == "refused" and "OAIS-E999" in d.reason

@@ -1,0 +1,206 @@
+"""PREMIS 3.0 for one AIP version: ``metadata/preservation/premis.xml``.
+
+The document holds, in the order the PREMIS 3.0 schema requires: one intellectual entity (the AIP,
+identified by its id), one ``file`` object per content file (fixity sha256 and sha512, size, format,
+original name, a structural "is included in" relationship to the entity), the events, then the agents.
+
+Controlled values carry ``authority``/``authorityURI``/``valueURI`` from the Library of Congress
+vocabularies (http://id.loc.gov/vocabulary/preservation/...). The ``valueURI`` is the machine-readable
+value; element text is the vocabulary label, except ``eventOutcome`` whose text is the code
+(``suc``/``fai``/``war``).
+
+Output is deterministic: files are sorted by path, events by (time, identifier), agents by identifier;
+nothing reads the clock or generates ids. ``METS.xml`` and the PREMIS file itself are never described
+(their digests cannot be known before they are written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from oais.domain.fixity import Fixity
+from oais.domain.package import AipVersionDescription, ContentFile
+from oais.domain.premis import VOCABULARY, Agent, Event, file_object_id
+from oais.formats.xmlschema import PREMIS_NS
+
+__all__ = ["build_premis", "identifier_type", "utc_timestamp", "LOCAL", "PREMIS_PATH", "PREMIS_SCHEMA_LOCATION"]
+
+PREMIS_PATH = "metadata/preservation/premis.xml"
+PREMIS_SCHEMA_LOCATION = "http://www.loc.gov/standards/premis/v3/premis.xsd"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+LOCAL = "local"
+"""Identifier type of the archive's own identifiers (file objects, agents, non-URN ids)."""
+
+_HASHES = (("sha256", "SHA-256"), ("sha512", "SHA-512"))
+
+
+def _q(name: str) -> str:
+    return f"{{{PREMIS_NS}}}{name}"
+
+
+def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, _q(name), attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _controlled(parent: etree._Element, name: str, authority: str, code: str, text: str) -> etree._Element:
+    """An element of type stringPlusAuthority with a LoC preservation vocabulary value."""
+    return _sub(parent, name, text, authority=authority, authorityURI=f"{VOCABULARY}{authority}",
+                valueURI=f"{VOCABULARY}{authority}/{code}")
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix (xs:dateTime compatible)."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def identifier_type(value: str) -> str:
+    """``URN`` for ``urn:...`` identifiers, else ``local``."""
+    return "URN" if value.lower().startswith("urn:") else LOCAL
+
+
+def _fixity(parent: etree._Element, fixity: Fixity) -> None:
+    for attr, label in _HASHES:
+        element = _sub(parent, "fixity")
+        _controlled(element, "messageDigestAlgorithm", "cryptographicHashFunctions", attr, label)
+        _sub(element, "messageDigest", getattr(fixity, attr))
+
+
+def _format(parent: etree._Element, f: ContentFile) -> None:
+    element = _sub(parent, "format")
+    if f.format_name or not f.puid:
+        designation = _sub(element, "formatDesignation")
+        _sub(designation, "formatName", f.format_name or "unknown")
+    if f.puid:
+        registry = _sub(element, "formatRegistry")
+        _sub(registry, "formatRegistryName", "PRONOM")
+        _sub(registry, "formatRegistryKey", f.puid)
+        _controlled(registry, "formatRegistryRole", "formatRegistryRole", "spe", "specification")
+    if f.mime:
+        _sub(element, "formatNote", f"MIME type: {f.mime}")
+
+
+def _relationship(parent: etree._Element, code: str, label: str, related: Sequence[tuple[str, str]]) -> None:
+    """A structural relationship; ``related`` holds (identifier type, identifier value) pairs."""
+    element = _sub(parent, "relationship")
+    _controlled(element, "relationshipType", "relationshipType", "str", "structural")
+    _controlled(element, "relationshipSubType", "relationshipSubType", code, label)
+    for kind, value in related:
+        rel = _sub(element, "relatedObjectIdentifier")
+        _sub(rel, "relatedObjectIdentifierType", kind)
+        _sub(rel, "relatedObjectIdentifierValue", value)
+
+
+def _object_identifier(parent: etree._Element, value: str) -> None:
+    element = _sub(parent, "objectIdentifier")
+    _sub(element, "objectIdentifierType", identifier_type(value))
+    _sub(element, "objectIdentifierValue", value)
+
+
+def _entity(root: etree._Element, desc: AipVersionDescription, files: Sequence[ContentFile]) -> None:
+    obj = _sub(root, "object", **{f"{{{XSI_NS}}}type": "premis:intellectualEntity"})
+    _object_identifier(obj, desc.aip_id)
+    if files:
+        _relationship(obj, "inc", "includes", [(LOCAL, file_object_id(desc.aip_id, f.path)) for f in files])
+
+
+def _file(root: etree._Element, aip_id: str, f: ContentFile) -> None:
+    obj = _sub(root, "object", **{f"{{{XSI_NS}}}type": "premis:file"})
+    element = _sub(obj, "objectIdentifier")
+    _sub(element, "objectIdentifierType", LOCAL)
+    _sub(element, "objectIdentifierValue", file_object_id(aip_id, f.path))
+    characteristics = _sub(obj, "objectCharacteristics")
+    _sub(characteristics, "compositionLevel", "0")
+    _fixity(characteristics, f.fixity)
+    _sub(characteristics, "size", str(f.size))
+    _format(characteristics, f)
+    if f.original_name is not None:
+        _sub(obj, "originalName", f.original_name)
+    _relationship(obj, "isi", "is included in", [(identifier_type(aip_id), aip_id)])
+
+
+def _event(root: etree._Element, event: Event, aip_id: str) -> None:
+    element = _sub(root, "event")
+    ident = _sub(element, "eventIdentifier")
+    _sub(ident, "eventIdentifierType", identifier_type(event.identifier))
+    _sub(ident, "eventIdentifierValue", event.identifier)
+    _controlled(element, "eventType", "eventType", event.type.value, event.type.label)
+    _sub(element, "eventDateTime", utc_timestamp(event.at))
+    if event.detail:
+        _sub(_sub(element, "eventDetailInformation"), "eventDetail", event.detail)
+    outcome = _sub(element, "eventOutcomeInformation")
+    _controlled(outcome, "eventOutcome", "eventOutcome", event.outcome.value, event.outcome.value)
+    if event.outcome_detail:
+        _sub(_sub(outcome, "eventOutcomeDetail"), "eventOutcomeDetailNote", event.outcome_detail)
+    for linked in event.agents:
+        link = _sub(element, "linkingAgentIdentifier")
+        _sub(link, "linkingAgentIdentifierType", identifier_type(linked.identifier))
+        _sub(link, "linkingAgentIdentifierValue", linked.identifier)
+        _controlled(link, "linkingAgentRole", "eventRelatedAgentRole", linked.role.value, linked.role.label)
+    for value in event.objects:
+        link = _sub(element, "linkingObjectIdentifier")
+        # The AIP id may be a URN; file object ids (<aip_id>/<path>) are always local.
+        _sub(link, "linkingObjectIdentifierType", identifier_type(value) if value == aip_id else LOCAL)
+        _sub(link, "linkingObjectIdentifierValue", value)
+
+
+def _agent(root: etree._Element, agent: Agent) -> None:
+    element = _sub(root, "agent")
+    ident = _sub(element, "agentIdentifier")
+    _sub(ident, "agentIdentifierType", identifier_type(agent.identifier))
+    _sub(ident, "agentIdentifierValue", agent.identifier)
+    _sub(element, "agentName", agent.name)
+    _controlled(element, "agentType", "agentType", agent.type.value, agent.type.label)
+    if agent.version:
+        _sub(element, "agentVersion", agent.version)
+    if agent.note:
+        _sub(element, "agentNote", agent.note)
+
+
+def _unique_agents(agents: Sequence[Agent], events: Sequence[Event]) -> list[Agent]:
+    by_id: dict[str, Agent] = {}
+    for agent in agents:
+        if by_id.setdefault(agent.identifier, agent) != agent:
+            raise ValueError(f"two different agents share the identifier {agent.identifier!r}")
+    for event in events:
+        for linked in event.agents:
+            if linked.identifier not in by_id:
+                raise ValueError(f"event {event.identifier} links agent {linked.identifier!r}, not given")
+    return [by_id[k] for k in sorted(by_id)]
+
+
+def build_premis(
+    desc: AipVersionDescription,
+    events: Sequence[Event],
+    agents: Sequence[Agent],
+    *,
+    premis_path: str = PREMIS_PATH,
+) -> bytes:
+    """The PREMIS 3.0 document (UTF-8 bytes with an XML declaration) for one AIP version.
+
+    Every agent an event links must be in ``agents`` (``ValueError`` otherwise); agents given twice
+    must be identical. Files at ``METS.xml`` and ``premis_path`` are left out.
+    """
+    files = sorted((f for f in desc.files if f.path not in ("METS.xml", premis_path)), key=lambda f: f.path)
+    ids = [e.identifier for e in events]
+    if len(set(ids)) != len(ids):
+        raise ValueError("event identifiers must be unique")
+    unique_agents = _unique_agents(agents, events)
+
+    root = etree.Element(_q("premis"), nsmap={"premis": PREMIS_NS, "xsi": XSI_NS}, version="3.0")
+    root.set(f"{{{XSI_NS}}}schemaLocation", f"{PREMIS_NS} {PREMIS_SCHEMA_LOCATION}")
+    _entity(root, desc, files)
+    for f in files:
+        _file(root, desc.aip_id, f)
+    for event in sorted(events, key=lambda e: (e.at.astimezone(UTC), e.identifier)):
+        _event(root, event, desc.aip_id)
+    for agent in unique_agents:
+        _agent(root, agent)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
