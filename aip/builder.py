@@ -7,6 +7,7 @@ it what to write and the sha512 each written file must have.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,15 +113,22 @@ def build_aip(described: DescribedDelivery, *, aip_id: str, dataset: str, produc
                     format_name=(JSON_ if path.endswith(".json") else XML).name)
         for path, data in sorted(documents.items()))
     files = tuple(sorted((*described.files, *doc_files), key=lambda f: f.path))
+    known = {f.path for f in files}
+
+    def linked(event: premis.Event) -> premis.Event:
+        """Events of the delivery name files by logical path (or nothing): link the PREMIS objects."""
+        objects = tuple(premis.file_object_id(aip_id, o) if o in known else o for o in event.objects)
+        return dataclasses.replace(event, objects=objects or (aip_id,))
+
     description = AipVersionDescription(
         aip_id=aip_id, version=1, dataset=dataset, producer=producer, created=created, files=files,
         message=f"Ingest of delivery {delivery_id}", label=f"{dataset}: delivery {delivery_id}",
         extra={"delivery": delivery_id})
-    events = (*described.events,
+    events = (*(linked(e) for e in described.events),
               premis.Event(identifier=new_id(), type=premis.EventType.INFORMATION_PACKAGE_CREATION,
                            at=created, outcome=premis.Outcome.SUCCESS,
                            detail="AIP built as an OCFL 1.1 object with METS 1.12 and PREMIS 3.0",
-                           outcome_detail=f"version 1, {len(files)} files", agents=(exe,),
+                           outcome_detail=f"version 1: {len(files)} files, METS.xml and PREMIS", agents=(exe,),
                            objects=(aip_id,)),
               premis.Event(identifier=new_id(), type=premis.EventType.INGESTION, at=created,
                            outcome=premis.Outcome.SUCCESS,

@@ -215,7 +215,7 @@ def build_mets(
                 _link(_sub(element, "FLocat"), f.path)
 
     struct_map = _sub(root, "structMap", TYPE="physical", LABEL="AIP content")
-    top = _sub(struct_map, "div", TYPE="AIP", LABEL=desc.aip_id, ADMID="amd")
+    top = _sub(struct_map, "div", TYPE="AIP", LABEL=desc.aip_id, ADMID=PREMIS_SECTION_ID)
     if dmd_ids:
         top.set("DMDID", " ".join(dmd_ids))
     _divs(top, _tree(files), "")

@@ -9,7 +9,7 @@ vocabularies (http://id.loc.gov/vocabulary/preservation/...). The ``valueURI`` i
 value; element text is the vocabulary label, except ``eventOutcome`` whose text is the code
 (``suc``/``fai``/``war``).
 
-Output is deterministic: files are sorted by path, events by (time, identifier), agents by identifier;
+Output is deterministic: files are sorted by path, events by time (events with the same time keep the order given), agents by identifier;
 nothing reads the clock or generates ids. ``METS.xml`` and the PREMIS file itself are never described
 (their digests cannot be known before they are written).
 """
@@ -29,7 +29,7 @@ from oais.formats.xmlschema import PREMIS_NS
 __all__ = ["build_premis", "identifier_type", "utc_timestamp", "LOCAL", "PREMIS_PATH", "PREMIS_SCHEMA_LOCATION"]
 
 PREMIS_PATH = "metadata/preservation/premis.xml"
-PREMIS_SCHEMA_LOCATION = "http://www.loc.gov/standards/premis/v3/premis.xsd"
+PREMIS_SCHEMA_LOCATION = "http://www.loc.gov/standards/premis/v3/premis-v3-0.xsd"  # pinned to 3.0
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 LOCAL = "local"
 """Identifier type of the archive's own identifiers (file objects, agents, non-URN ids)."""
@@ -199,7 +199,7 @@ def build_premis(
     _entity(root, desc, files)
     for f in files:
         _file(root, desc.aip_id, f)
-    for event in sorted(events, key=lambda e: (e.at.astimezone(UTC), e.identifier)):
+    for event in sorted(events, key=lambda e: e.at.astimezone(UTC)):  # stable: ties keep journal order
         _event(root, event, desc.aip_id)
     for agent in unique_agents:
         _agent(root, agent)

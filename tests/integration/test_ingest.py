@@ -143,6 +143,14 @@ def test_mets_and_premis_valid_against_both_schema_sets(archive, fits_delivery: 
     assert _sha256(fits_delivery / "test0.fits") in digests
     event_types = {e.text for e in premis.iter(f"{PREMIS}eventType")}
     assert {"ingestion", "message digest calculation"} <= event_types or {"ing", "mes"} <= event_types
+    object_ids = {e.text for e in premis.iter(f"{PREMIS}objectIdentifierValue")}
+    links = [e.text for e in premis.iter(f"{PREMIS}linkingObjectIdentifierValue")]
+    assert links and set(links) <= object_ids, set(links) - object_ids
+    agent_ids = {e.text for e in premis.iter(f"{PREMIS}agentIdentifierValue")}
+    assert {e.text for e in premis.iter(f"{PREMIS}linkingAgentIdentifierValue")} <= agent_ids
+    order = [e.text for e in premis.iter(f"{PREMIS}eventType")]
+    assert order.index("message digest calculation") < order.index("information package creation") \
+        < order.index("ingestion")
     versions = {e.text for e in premis.iter(f"{PREMIS}agentVersion")}
     import oais
 

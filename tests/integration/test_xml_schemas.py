@@ -150,7 +150,8 @@ def test_built_documents_validate_against_corpus_schemas() -> None:
     assert schemas.validate_mets(mets) == []
     assert schemas.validate_premis(premis) == []
     served = dict(schemas.resolution_log)
-    assert served["http://www.loc.gov/standards/mets/version112/mets.xsd"].startswith(str(CORPUS_XSD))
+    assert Path(served["http://www.loc.gov/standards/mets/version112/mets.xsd"]).resolve().is_relative_to(
+        CORPUS_XSD.resolve())
 
 
 def test_xlink_import_inside_mets_goes_through_the_catalog_resolver() -> None:
