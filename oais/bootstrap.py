@@ -112,6 +112,10 @@ def init_archive(home: str | Path | None = None) -> tuple[Settings, bool]:
     engine = db.make_engine(settings.catalog_url)
     try:
         db.upgrade(engine)
+        from oais.services.agreements import ensure_default
+
+        with db.session_factory(engine).begin() as session:
+            ensure_default(session, utc_now())
     finally:
         engine.dispose()
     return settings, created

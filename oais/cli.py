@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -126,7 +127,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     archive = _open(args)
     try:
         progress = ProgressBar()
-        result = ingest(IngestRequest(Path(args.path), args.dataset, args.producer),
+        result = ingest(IngestRequest(Path(args.path), args.dataset, args.producer, args.agreement),
                         archive.ingest_context(progress=progress))
     finally:
         archive.close()
@@ -142,11 +143,152 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"  {issue}")
     else:
         print(f"{result.disposition}: delivery {result.delivery_id} from {args.path}", file=sys.stderr)
-        for issue in result.issues:
-            print(f"  {issue}", file=sys.stderr)
+        _print_issues([i.to_dict() for i in result.issues], sys.stderr)
         if result.quarantine:
             print(f"  staged copy kept in quarantine: {result.quarantine}", file=sys.stderr)
     return EXIT_OK if result.aip_id else EXIT_FAILED
+
+
+def _print_issues(issues: list[dict[str, Any]], stream: TextIO) -> None:
+    for i in issues:
+        where = f" [{i['path']}]" if i.get("path") else ""
+        print(f"  {i['code']} {i['severity']}{where}: {i['message']}  ({i['reference']})", file=stream)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from oais.bootstrap import new_urn, utc_now
+    from oais.config import ConfigError, load_settings
+    from oais.services.ingest import IngestRequest
+    from oais.services.validation import validate
+
+    archive = None
+    try:
+        archive = _open(args)
+    except ConfigError:
+        if args.home or os.environ.get("OAIS_HOME") or (args.agreement and not args.agreement.endswith(".xml")):
+            raise  # an archive was asked for: its absence is an error
+    try:
+        request = IngestRequest(Path(args.path), args.dataset or "", args.producer, args.agreement)
+        result = validate(request, sessions=archive.sessions if archive else None,
+                          staging=archive.settings.staging if archive else None, clock=utc_now,
+                          new_id=new_urn, progress=ProgressBar())
+    finally:
+        if archive is not None:
+            archive.close()
+    data = result.to_dict()
+    if args.json:
+        _print_json(data)
+    else:
+        c = data["counts"]
+        stream = sys.stdout if result.valid else sys.stderr
+        print(f"{'valid' if result.valid else 'INVALID'}: {args.path} ({data['kind']}, agreement "
+              f"{data['agreement'] or 'built-in default'}): {c['error']} errors, {c['warning']} warnings, "
+              f"{c['info']} notes", file=stream)
+        _print_issues(data["issues"], stream)
+    return EXIT_OK if result.valid else EXIT_FAILED
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from oais.bootstrap import utc_now
+    from oais.services import agreements
+    from sip.agreement import AgreementError
+
+    archive = _open(args)
+    try:
+        if args.agreement_command == "list":
+            with archive.sessions() as s:
+                rows = agreements.list_agreements(s)
+            if args.json:
+                _print_json(rows)
+            else:
+                for r in rows:
+                    print(f"{r['id']}/v{r['version']}  producer {r['producer']}  added {r['added']}  "
+                          f"{r['title'] or ''}")
+            return EXIT_OK
+        path = Path(args.file)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            with archive.sessions.begin() as s:
+                row, new = agreements.add_agreement(s, data, utc_now(), str(path))
+                out = {"id": row.identifier, "version": row.version, "added": new, "sha256": row.sha256}
+        except AgreementError as exc:
+            if args.json:
+                _print_json({"added": False, "issues": [i.to_dict() for i in exc.issues]})
+            else:
+                print(f"refused: {path} is not a valid submission agreement", file=sys.stderr)
+                _print_issues([i.to_dict() for i in exc.issues], sys.stderr)
+            return EXIT_FAILED
+        except agreements.AgreementConflict as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        archive.close()
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"{'added' if out['added'] else 'already recorded'}: agreement {out['id']}/v{out['version']}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from oais.scheduler import drop_folder_job, run_blocking
+    from oais.services.dropfolder import DropFolder, poll
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"drop folder {folder} is not a folder")
+    archive = _open(args)
+    drop = DropFolder(folder, dataset=args.dataset, producer=args.producer, agreement=args.agreement)
+
+    def show(entry: Path, report: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False), flush=True)
+        else:
+            print(f"{entry.name}: {report['disposition']} -> {report['moved_to']}", flush=True)
+
+    try:
+        if args.once:
+            drop.ready()  # first look: bags and archives must be seen unchanged twice
+            poll(drop, archive.ingest_context(), show)
+            return EXIT_OK
+        print(f"watching {folder} every {args.interval:g}s (Ctrl-C to stop)", file=sys.stderr)
+        run_blocking({"drop-folder": (drop_folder_job(drop, archive.ingest_context, show), args.interval)})
+    finally:
+        archive.close()
+    return EXIT_OK
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from oais.bootstrap import new_urn, utc_now
+    from oais.services import quarantine
+
+    archive = _open(args)
+    try:
+        if args.quarantine_command == "list":
+            with archive.sessions() as s:
+                rows = quarantine.list_kept(s)
+        else:
+            rows = quarantine.purge(archive.sessions, archive.settings.quarantine_retention_days, utc_now(),
+                                    new_urn)
+    finally:
+        archive.close()
+    if args.json:
+        _print_json(rows)
+    elif args.quarantine_command == "list":
+        for r in rows:
+            print(f"{r['delivery_id']}  {r['disposition']}  {r['finished']}  {r['path']}\n    {r['reason']}")
+    else:
+        print(f"removed {len(rows)} kept copies older than {archive.settings.quarantine_retention_days} days")
+    return EXIT_OK
 
 
 def cmd_aip(args: argparse.Namespace) -> int:
@@ -220,7 +362,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a folder, a BagIt bag, or a .zip/.tar/.tar.gz/.tgz of either")
     p.add_argument("--dataset", required=True, help="dataset identifier (created when new)")
     p.add_argument("--producer", help="producer name (created when new)")
+    p.add_argument("--agreement", help="submission agreement ID or ID/vN (default: the delivery's own, "
+                                       "else 'default')")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("validate", parents=[common],
+                       help="validate a delivery (exit 0 valid, 1 invalid, 2 usage) without ingesting it")
+    p.add_argument("path", help="a folder, a BagIt bag, or a .zip/.tar/.tar.gz/.tgz of either")
+    p.add_argument("--agreement", help="agreement ID or ID/vN in the archive, or an agreement .xml file")
+    p.add_argument("--dataset", help="dataset the delivery is for (checked against the agreement)")
+    p.add_argument("--producer", help="producer (checked against the agreement)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("watch", parents=[common], help="ingest deliveries placed in a drop folder")
+    p.add_argument("folder")
+    p.add_argument("--dataset", help="dataset for deliveries whose delivery.xml names none")
+    p.add_argument("--producer")
+    p.add_argument("--agreement")
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between polls (default 30)")
+    p.add_argument("--once", action="store_true", help="poll once (for cron or tests) and exit")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("quarantine", parents=[common], help="staged copies of refused deliveries")
+    qsub = p.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
+    qsub.add_parser("list", parents=[common], help="list the kept copies and why each was refused")
+    qsub.add_parser("purge", parents=[common], help="remove copies older than paths.quarantine_retention_days")
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("agreement", parents=[common], help="submission agreements")
+    agsub = p.add_subparsers(dest="agreement_command", metavar="ACTION", required=True)
+    add = agsub.add_parser("add", parents=[common], help="record an agreement (XML) or a new version of one")
+    add.add_argument("file")
+    agsub.add_parser("list", parents=[common], help="list agreements and their versions")
+    p.set_defaults(func=cmd_agreement)
 
     p = sub.add_parser("aip", parents=[common], help="look at the AIPs held")
     aipsub = p.add_subparsers(dest="aip_command", metavar="ACTION", required=True)

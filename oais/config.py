@@ -43,6 +43,7 @@ class Settings:
     staging: Path
     quarantine: Path
     fsync: bool = True
+    quarantine_retention_days: int = 180
     source: Path | None = field(default=None, compare=False)
 
     def location(self, name: str) -> Location:
@@ -88,8 +89,10 @@ path = "replica-b"
 [paths]
 # Deliveries are copied here before anything reads them; the producer's input is never touched.
 staging = "staging"
-# Staged copies of refused deliveries are kept here for the archivist.
+# Staged copies of refused deliveries are kept here for the archivist ...
 quarantine = "quarantine"
+# ... for this many days ('oais quarantine purge' removes older ones).
+quarantine_retention_days = 180
 """
 
 
@@ -161,10 +164,13 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
         paths = _table(doc, "paths", "")
         staging = rel(_get(paths, "staging", "paths", str, "staging"))
         quarantine = rel(_get(paths, "quarantine", "paths", str, "quarantine"))
+        retention = _get(paths, "quarantine_retention_days", "paths", int, 180)
+        if retention < 0:
+            raise ConfigError(f"paths.quarantine_retention_days: must be >= 0, got {retention}")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return Settings(home=home, catalog_url=url, locations=tuple(locations), copies_required=copies,
-                    staging=staging, quarantine=quarantine, fsync=fsync)
+                    staging=staging, quarantine=quarantine, fsync=fsync, quarantine_retention_days=retention)
 
 
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:

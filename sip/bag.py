@@ -1,71 +1,51 @@
-"""BagIt (RFC 8493) validation of a staged delivery with bagit-python, as coded issues.
+"""BagIt (RFC 8493) validation of a staged delivery, as coded issues.
 
-Runs on the staged copy only (bagit-python is never pointed at a producer's input).
+Delegates to our own read-only validator, ``sip.bagit_check`` (bagit-python alone gets 9 of the 60
+conformance-suite bags wrong, and it moves files and changes the working folder).
 """
 
 from __future__ import annotations
 
-import logging
+import os
+import re
 from pathlib import Path
 
-from oais.domain.issues import Issue, IssueCode, error, warning
+from oais.domain.issues import Issue
+from sip.bagit_check import validate_bag as check_bag
 
 TAG_FILE_PREFIXES = ("bagit.txt", "bag-info.txt", "manifest-", "tagmanifest-", "fetch.txt")
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+_MANIFEST = re.compile(r"(tag)?manifest-[^/]+\.txt")
 
 
 def validate_bag(root: Path) -> tuple[list[Issue], dict[str, str]]:
     """Validate the bag at ``root`` fully (structure, Oxum, completeness, every checksum).
 
-    Returns the issues and the bag-info metadata (empty when the bag cannot be read).
+    Returns the issues (errors first) and the bag-info metadata, repeated labels joined with "; "
+    (empty when the bag cannot be read).
     """
-    import bagit
-
-    log = logging.getLogger("bagit")
-    handler = _Collect()
-    log.addHandler(handler)
-    issues: list[Issue] = []
-    info: dict[str, str] = {}
-    try:
-        try:
-            bag = bagit.Bag(str(root))
-            info = {k: v if isinstance(v, str) else "; ".join(v) for k, v in bag.info.items()}
-            bag.validate(processes=1)
-        except bagit.BagValidationError as exc:
-            details = getattr(exc, "details", None) or []
-            for d in details:
-                if isinstance(d, bagit.ChecksumMismatch):
-                    issues.append(error(IssueCode.BAG_CHECKSUM_MISMATCH,
-                                        f"{d.algorithm} expected {d.expected}, found {d.found}", d.path))
-                elif isinstance(d, bagit.FileMissing):
-                    issues.append(error(IssueCode.BAG_FILE_MISSING, "listed in a manifest but missing", d.path))
-                elif isinstance(d, bagit.UnexpectedFile):
-                    issues.append(error(IssueCode.BAG_UNEXPECTED_FILE, "present but in no manifest", d.path))
-                else:
-                    issues.append(error(IssueCode.BAG_INVALID, str(d)))
-            if not details:
-                msg = str(exc.message if hasattr(exc, "message") else exc)
-                code = IssueCode.BAG_OXUM_MISMATCH if "Oxum" in msg else IssueCode.BAG_INVALID
-                issues.append(error(code, msg, "bag-info.txt" if code is IssueCode.BAG_OXUM_MISMATCH else None))
-        except bagit.BagError as exc:
-            issues.append(error(IssueCode.BAG_INVALID, str(exc)))
-        except (OSError, UnicodeError, ValueError) as exc:
-            issues.append(error(IssueCode.BAG_INVALID, f"cannot read the bag: {exc}"))
-    finally:
-        log.removeHandler(handler)
-    if not issues:  # on failure bagit logs each problem already reported above
-        issues.extend(warning(IssueCode.BAG_WARNING, m) for m in handler.messages)
-    return issues, info
+    report = check_bag(root)
+    return report.issues, {label: "; ".join(values) for label, values in report.info.items()}
 
 
 def is_tag_file(relpath: str) -> bool:
     """True for a bag's top-level tag files (kept under ``submission/`` in the AIP)."""
     return "/" not in relpath and relpath.startswith(TAG_FILE_PREFIXES)
+
+
+def looks_like_bag(root: Path) -> bool:
+    """True when ``root`` is meant as a bag: ``bagit.txt``, or ``data/`` beside a (tag) manifest.
+
+    A bag that lost its ``bagit.txt`` is still a bag (refused with SIP-E020), not a plain folder.
+    Nothing is followed: links count as absent.
+    """
+    root_s = str(root)
+    if os.path.isfile(os.path.join(root_s, "bagit.txt")) or os.path.islink(os.path.join(root_s, "bagit.txt")):
+        return True
+    data = os.path.join(root_s, "data")
+    if not os.path.isdir(data) or os.path.islink(data):
+        return False
+    try:
+        with os.scandir(root_s) as it:
+            return any(_MANIFEST.fullmatch(e.name) and e.is_file(follow_symlinks=False) for e in it)
+    except OSError:
+        return False

@@ -94,6 +94,22 @@ class Agent(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class Agreement(Base):
+    """A submission agreement, versioned: a new version is a new row, old ones stay for the record."""
+
+    __tablename__ = "agreements"
+    __table_args__ = (UniqueConstraint("identifier", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    producer: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[str] = mapped_column(Text)  # the XML as added
+    sha256: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime]
+
+
 class Delivery(Base):
     """One submission received from a producer, whatever became of it."""
 
@@ -112,9 +128,14 @@ class Delivery(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     file_count: Mapped[int | None] = mapped_column(Integer)
     byte_count: Mapped[int | None] = mapped_column(BigInteger)
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
+    sip_id: Mapped[str | None] = mapped_column(String(200), unique=True)  # PAIS: unique per archive
+    sip_sequence: Mapped[int | None] = mapped_column(Integer)
+    quarantine_path: Mapped[str | None] = mapped_column(Text)  # staged copy kept for the archivist
 
     dataset: Mapped[Dataset | None] = relationship()
     producer: Mapped[Producer | None] = relationship()
+    agreement: Mapped[Agreement | None] = relationship()
 
 
 class Aip(Base):

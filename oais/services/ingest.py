@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,10 +34,11 @@ from oais.catalog import repository as repo
 from oais.domain.issues import Issue, IssueCode, Severity, error
 from aip.builder import BuiltAip, build_aip
 from oais.domain import premis
+from oais.domain.agreement import Agreement, DeliveryManifest
 from oais.domain.package import Disposition, FileRole, ReplicaState
 from oais.storage.base import StagedObject, StorageError, StorageLocation
 from sip.describe import describe_delivery
-from sip.receive import DeliveryRefused, Limits, stage_delivery
+from sip.receive import DeliveryRefused, Limits, StagedDelivery, stage_delivery
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(step, done, total)``: bytes done of total for the named step."""
@@ -51,6 +53,7 @@ class IngestRequest:
     source: Path
     dataset: str
     producer: str | None = None
+    agreement: str | None = None  # "ID" or "ID/vN"; default: the delivery's own, else "default"
 
 
 @dataclass
@@ -65,6 +68,8 @@ class IngestResult:
     replicas: list[dict[str, str]] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     quarantine: str | None = None
+    agreement: str | None = None
+    sip_id: str | None = None
 
     @property
     def reason(self) -> str | None:
@@ -84,6 +89,8 @@ class IngestResult:
             "issues": [i.to_dict() for i in self.issues],
             "reason": self.reason,
             "quarantine": self.quarantine,
+            "agreement": self.agreement,
+            "sip_id": self.sip_id,
         }
 
 
@@ -120,7 +127,13 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     try:
         staged = stage_delivery(source, work / "delivery", ctx.limits)
         kind = staged.kind + ("+bag" if staged.is_bag else "")
-        described = describe_delivery(staged, ctx.clock, ctx.new_id, ctx.progress)
+        intake = admit(ctx.sessions, staged, request)
+        result.agreement, result.sip_id = intake.agreement_ref, intake.manifest.sip_id
+        result.issues.extend(intake.issues)
+        if any(i.severity is Severity.ERROR for i in intake.issues):
+            raise DeliveryRefused(intake.issues)
+        described = describe_delivery(staged, ctx.clock, ctx.new_id, ctx.progress, intake.agreement,
+                                      scratch=work / "scratch")
         result.issues.extend(described.issues)
         if any(i.severity is Severity.ERROR for i in described.issues):
             raise DeliveryRefused(described.issues)
@@ -148,7 +161,7 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
             committed.append((location, built.object_path))
         with ctx.sessions.begin() as s:
             _record_aip(s, built, request, delivery_id, kind, [loc.name for loc in ctx.locations],
-                        ctx.clock())
+                        ctx.clock(), intake)
         catalog_done = True
         result.disposition = Disposition.ACCEPTED
         result.aip_id = aip_id
@@ -175,11 +188,63 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     if result.disposition is Disposition.ACCEPTED:
         shutil.rmtree(work, ignore_errors=True)
     else:
+        if any(i.code is IssueCode.VIRUS_FOUND for i in result.issues):
+            result.disposition = Disposition.QUARANTINED
         result.quarantine = _quarantine(work, ctx.quarantine, delivery_id)
         _record_refusal(ctx, result, request, kind)
     if unexpected is not None:
         raise unexpected
     return result
+
+
+@dataclass
+class Intake:
+    """What is settled before validation: the delivery's own statement and its agreement."""
+
+    manifest: DeliveryManifest
+    agreement: Agreement | None
+    agreement_row_id: int | None
+    issues: list[Issue]
+
+    @property
+    def agreement_ref(self) -> str | None:
+        return self.agreement.ref if self.agreement else None
+
+
+def admit(sessions: sessionmaker[Session] | None, staged: StagedDelivery, request: IngestRequest) -> Intake:
+    """Read the delivery manifest, resolve the agreement, refuse a SIP id already accepted.
+
+    Without a catalog (``sessions`` None: validating outside an archive) the built-in default
+    agreement applies, or the agreement file named on the command line.
+    """
+    from oais.services import agreements
+    from sip.agreement import AgreementError, parse_agreement, read_delivery_manifest, read_bag_info_fields
+
+    manifest, issues = read_delivery_manifest(staged.root, read_bag_info_fields(staged.root) if staged.is_bag
+                                              else None)
+    if request.agreement and Path(request.agreement).suffix == ".xml" and Path(request.agreement).is_file():
+        try:
+            agreement = parse_agreement(Path(request.agreement).read_bytes(), request.agreement)
+        except AgreementError as exc:
+            return Intake(manifest, None, None, issues + exc.issues)
+        if not agreement.covers_dataset(request.dataset) and request.dataset:
+            issues.append(error(IssueCode.AGREEMENT_SCOPE,
+                                f"agreement {agreement.ref} does not cover dataset {request.dataset!r}"))
+        return Intake(manifest, agreement, None, issues)
+    if sessions is None:
+        return Intake(manifest, None, None, issues)
+    with sessions() as s:
+        row, agreement, found = agreements.resolve(s, request.agreement, manifest, dataset=request.dataset,
+                                                   producer=request.producer)
+        issues.extend(found)
+        if manifest.sip_id:
+            previous = s.scalar(select(m.Delivery).where(m.Delivery.sip_id == manifest.sip_id))
+            if previous is not None:
+                issues.append(error(IssueCode.DUPLICATE_SIP,
+                                    f"SIP {manifest.sip_id!r} was already accepted as delivery "
+                                    f"{previous.identifier} on {previous.received_at:%Y-%m-%d}",
+                                    manifest.source))
+        return Intake(manifest, agreement, row.id if row is not None else None, issues)
 
 
 def _merge(existing: list[Issue], new: list[Issue]) -> list[Issue]:
@@ -205,10 +270,12 @@ def _record_refusal(ctx: IngestContext, result: IngestResult, request: IngestReq
         delivery = repo.delivery(s, result.delivery_id)
         assert delivery is not None
         delivery.kind = kind
-        delivery.disposition = str(Disposition.REFUSED)
+        delivery.disposition = str(result.disposition)
         delivery.finished_at = now
         delivery.reason = result.reason
-        delivery.report = repo.jsonable_report(result.issues)
+        delivery.report = {**repo.jsonable_report(result.issues), "sip_id": result.sip_id,
+                           "agreement": result.agreement}
+        delivery.quarantine_path = result.quarantine
         if request.producer:
             delivery.producer = repo.producer(s, request.producer, now)
         ds = repo.find_dataset(s, request.dataset)
@@ -222,10 +289,17 @@ def _record_refusal(ctx: IngestContext, result: IngestResult, request: IngestReq
             agents=(premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM),),
             objects=(result.delivery_id,))
         repo.add_event(s, event, {agent.identifier: agent}, delivery=delivery)
+        if result.disposition is Disposition.QUARANTINED:
+            repo.add_event(s, premis.Event(
+                identifier=ctx.new_id(), type=premis.EventType.QUARANTINE, at=now,
+                outcome=premis.Outcome.SUCCESS, detail="delivery isolated: a virus was found",
+                outcome_detail=f"staged copy kept at {result.quarantine}",
+                agents=(premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM),),
+                objects=(result.delivery_id,)), {agent.identifier: agent}, delivery=delivery)
 
 
 def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id: str, kind: str,
-                locations: list[str], now: datetime) -> None:
+                locations: list[str], now: datetime, intake: Intake) -> None:
     producer = repo.producer(s, request.producer, now) if request.producer else None
     dataset = repo.dataset(s, request.dataset, now, producer)
     if producer is None:
@@ -240,6 +314,9 @@ def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id
     delivery.file_count = len(built.description.files)
     delivery.byte_count = built.payload_bytes
     delivery.report = repo.jsonable_report(built.issues)
+    delivery.agreement_id = intake.agreement_row_id
+    delivery.sip_id = intake.manifest.sip_id
+    delivery.sip_sequence = intake.manifest.sequence
     aip = m.Aip(identifier=built.aip_id, dataset=dataset, producer=producer, delivery=delivery,
                 object_path=built.object_path, head_version=built.version,
                 created_at=built.description.created)

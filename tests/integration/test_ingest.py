@@ -82,7 +82,9 @@ def test_catalog_records_files_replicas_and_events(archive, fits_delivery: Path)
     for required in ("ing", "mes", "for", "mee", "ipc"):
         assert required in types
     assert types.count("fix") == 2
-    assert all(e["outcome"] == "suc" for e in shown["events"])
+    # nothing failed; checks may warn on real data (fitsverify notes, no ClamAV signature database)
+    assert {e["outcome"] for e in shown["events"]} <= {"suc", "war"}
+    assert all(e["outcome"] == "suc" for e in shown["events"] if e["type"] in ("ing", "ipc", "mes", "for", "mee"))
 
 
 @pytest.mark.parametrize("form", ["bag", "zip-of-bag", "tar.gz-of-bag", "zip-of-folder", "tar-of-folder"])
@@ -114,7 +116,7 @@ def test_ingest_accepts_bags_and_archives(archive, fits_delivery: Path, tmp_path
             events = holdings.show_aip(s, result.aip_id)["events"]
         val = [e for e in events if e["type"] == "val"]
         assert val and val[0]["outcome"] == "suc"
-        assert any(a["agent"].startswith("software:bagit-python/") for a in val[0]["agents"])
+        assert {a["role"] for a in val[0]["agents"]} == {"exe", "val"}
 
 
 def test_mets_and_premis_valid_against_both_schema_sets(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]

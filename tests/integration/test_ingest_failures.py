@@ -56,7 +56,7 @@ def _refused(archive, result, code: str) -> None:  # type: ignore[no-untyped-def
         assert d.disposition == "refused" and code in d.reason
 
 
-def test_disk_full_while_writing_second_replica(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_STO_E001_disk_full_while_writing_second_replica(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     before = tree_snapshot(fits_delivery)
     ctx = archive.ingest_context()
     ctx.locations = [archive.locations[0], DiskFullStorage(archive.locations[1], capacity=100_000)]
@@ -70,7 +70,7 @@ def test_disk_full_while_writing_second_replica(archive, fits_delivery: Path) ->
     assert again.disposition is Disposition.ACCEPTED, again.issues
 
 
-def test_second_replica_cannot_take_the_object(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_STO_E001_second_replica_cannot_take_the_object(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     """Moving the object into place fails on replica-b after replica-a has committed: a real
     NotADirectoryError, since every first-level folder name of the layout is taken by a file."""
     blockers = []
@@ -87,7 +87,7 @@ def test_second_replica_cannot_take_the_object(archive, fits_delivery: Path) -> 
     assert ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context()).aip_id
 
 
-def test_catalog_failure_rolls_back_both_replicas(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_CAT_E001_catalog_failure_rolls_back_both_replicas(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     with archive.engine.begin() as conn:
         conn.execute(text("CREATE TRIGGER no_replicas BEFORE INSERT ON replicas "
                           "BEGIN SELECT RAISE(ABORT, 'injected catalog failure'); END"))
@@ -100,7 +100,7 @@ def test_catalog_failure_rolls_back_both_replicas(archive, fits_delivery: Path) 
     assert ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context()).aip_id
 
 
-def test_invalid_metadata_is_refused_before_storage(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_AIP_E001_invalid_metadata_is_refused_before_storage(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     class Rejecting:
         def errors(self, name: str, data: bytes) -> list[str]:
             return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
@@ -112,20 +112,26 @@ def test_invalid_metadata_is_refused_before_storage(archive, fits_delivery: Path
     _nothing_anywhere(archive)
 
 
-@pytest.mark.parametrize("name", ["missing", "fifo"])
-def test_unreadable_sources_are_refused(archive, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("name", "code"), [
+    pytest.param("missing", "SIP-E001", id="SIP-E001_missing_source"),
+    pytest.param("fifo", "SIP-E002", id="SIP-E002_fifo_as_source"),
+    pytest.param("notes.rar", "SIP-E002", id="SIP-E002_unsupported_archive"),
+])
+def test_unreadable_sources_are_refused(archive, tmp_path: Path, name: str, code: str) -> None:  # type: ignore[no-untyped-def]
     import os
 
     source = tmp_path / name
     if name == "fifo":
         os.mkfifo(source)
+    elif name.endswith(".rar"):
+        source.write_bytes(b"Rar!\x1a\x07\x00")
     result = ingest(IngestRequest(source, "eit-195"), archive.ingest_context())
     assert result.disposition is Disposition.REFUSED
-    assert result.issues[0].code in ("SIP-E001", "SIP-E002")
+    assert result.issues[0].code == code
     _nothing_anywhere(archive)
 
 
-def test_unexpected_error_is_recorded_cleaned_up_and_raised(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_OAIS_E999_unexpected_error_is_recorded_cleaned_up_and_raised(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     from oais.catalog import repository as repo
 
     class Broken:

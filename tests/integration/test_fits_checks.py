@@ -1,0 +1,284 @@
+"""FITS validation (``oais.formats.fits``) on real files from the astropy package, and damaged copies.
+
+Originals are never modified: every damaged file is a copy in ``tmp_path``. fitsverify tests skip
+with a printed reason when it is not installed, and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import pytest
+
+from oais.domain.issues import IssueCode, Severity
+from oais.formats.fits import check_fits, header_extract
+from tests.conftest import unavailable
+
+DATA = "io/fits/tests/data"
+COMPRESSED = "io/fits/hdu/compressed/tests/data"
+
+
+@pytest.fixture(scope="module")
+def astropy_dir() -> Path:
+    import astropy
+
+    return Path(astropy.__file__).parent
+
+
+def real(astropy_dir: Path, rel: str) -> Path:
+    path = astropy_dir / rel
+    assert path.is_file(), f"astropy package data missing: {path}"
+    return path
+
+
+def copy(astropy_dir: Path, rel: str, tmp_path: Path, name: str | None = None) -> Path:
+    dest = tmp_path / (name or Path(rel).name)
+    shutil.copyfile(real(astropy_dir, rel), dest)
+    return dest
+
+
+def codes(report) -> set[str]:  # type: ignore[no-untyped-def]
+    return {str(i.code) for i in report.issues}
+
+
+def own(report) -> set[str]:  # type: ignore[no-untyped-def]
+    """Codes from our own checks and astropy (fitsverify's E008/W002 excluded)."""
+    return codes(report) - {"FITS-E008", "FITS-W002"}
+
+
+def need_fitsverify() -> None:
+    if shutil.which("fitsverify") is None:
+        unavailable("fitsverify is not on PATH (Debian package fitsverify)")
+
+
+def end_card_offset(data: bytes, start: int = 0) -> int:
+    for offset in range(start, len(data), 80):
+        if data[offset:offset + 8] == b"END     ":
+            return offset
+    raise AssertionError("no END card")
+
+
+def replace_card(data: bytearray, keyword: bytes, card: bytes) -> None:
+    for offset in range(0, end_card_offset(bytes(data)), 80):
+        if data[offset:offset + 8] == keyword.ljust(8):
+            data[offset:offset + 80] = card.ljust(80)
+            return
+    raise AssertionError(f"no {keyword!r} card")
+
+
+def test_checksum_fits_passes(astropy_dir: Path) -> None:
+    path = real(astropy_dir, f"{DATA}/checksum.fits")
+    rep = check_fits(path, display_name="aips/checksum.fits")
+    assert rep.ok and own(rep) == set(), rep.issues
+    assert rep.checksum_status == {0: {"CHECKSUM": "ok", "DATASUM": "ok"}, 1: {"CHECKSUM": "ok", "DATASUM": "ok"}}
+    assert [h["name"] for h in rep.hdus] == ["PRIMARY", "RATE"]
+    assert rep.hdus[0]["keywords"]["OBJECT"] == "NGC 1316"
+
+
+def test_FITS_E004_checksum_mismatch(astropy_dir: Path) -> None:
+    rep = check_fits(real(astropy_dir, f"{DATA}/checksum_false.fits"), display_name="in/checksum_false.fits")
+    e004 = [i for i in rep.issues if i.code is IssueCode.FITS_CHECKSUM]
+    e005 = [i for i in rep.issues if i.code is IssueCode.FITS_DATASUM]
+    assert len(e004) == 2 and len(e005) == 2, rep.issues
+    assert all(i.severity is Severity.ERROR and i.path == "in/checksum_false.fits" for i in e004 + e005)
+    assert "HDU 1 (RATE)" in e004[1].message
+    assert rep.checksum_status[0] == rep.checksum_status[1] == {"CHECKSUM": "bad", "DATASUM": "bad"}
+
+
+def test_FITS_E005_datasum_mismatch_chandra_events(astropy_dir: Path) -> None:
+    rep = check_fits(real(astropy_dir, f"{DATA}/chandra_time.fits"))
+    assert own(rep) == {"FITS-E004", "FITS-E005"}, rep.issues
+    assert rep.checksum_status == {0: {"CHECKSUM": "absent", "DATASUM": "absent"},
+                                   1: {"CHECKSUM": "bad", "DATASUM": "bad"}}
+    assert all("EVENTS" in i.message and i.path == "chandra_time.fits" for i in rep.issues
+               if i.code in (IssueCode.FITS_CHECKSUM, IssueCode.FITS_DATASUM))
+
+
+@pytest.mark.parametrize("name", ["m13.fits", "m13_gzip.fits", "m13_hcomp.fits", "m13_plio.fits",
+                                  "m13_rice.fits", "compressed_with_nan.fits"])
+def test_tile_compressed_checksums_pass_on_the_stored_hdu(astropy_dir: Path, name: str) -> None:
+    # astropy's CompImageHDU.verify_checksum() says 0 (bad) for these; the stored table verifies.
+    rep = check_fits(real(astropy_dir, f"{COMPRESSED}/{name}"))
+    assert own(rep) == set(), rep.issues
+    assert all(v == "ok" for status in rep.checksum_status.values() for v in status.values()
+               if v != "absent"), rep.checksum_status
+    if name.startswith("m13_"):  # keywords come from the image header, not the compressed table's
+        assert {"BITPIX": 16, "NAXIS": 2, "NAXIS1": 300, "NAXIS2": 300}.items() <= rep.hdus[1]["keywords"].items()
+
+
+def test_FITS_E002_truncated_in_the_data(astropy_dir: Path, tmp_path: Path) -> None:
+    src = real(astropy_dir, f"{DATA}/test0.fits")
+    cut = tmp_path / "test0.fits"
+    cut.write_bytes(src.read_bytes()[:-5000])  # inside HDU 4's data
+    rep = check_fits(cut, display_name="hst/test0.fits")
+    e002 = [i for i in rep.issues if i.code is IssueCode.FITS_TRUNCATED]
+    assert len(e002) == 1 and e002[0].path == "hst/test0.fits" and "HDU 4" in e002[0].message, rep.issues
+    assert own(rep) == {"FITS-E002"}, rep.issues
+    assert len(rep.hdus) == 5 and rep.checksum_status[4] == {"CHECKSUM": "absent", "DATASUM": "absent"}
+
+
+def test_FITS_E002_truncated_gzip_stream(astropy_dir: Path, tmp_path: Path) -> None:
+    packed = gzip.compress(real(astropy_dir, f"{DATA}/test0.fits").read_bytes())
+    path = tmp_path / "test0.fits.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    rep = check_fits(path)
+    assert own(rep) == {"FITS-E002"} and "gzip" in rep.issues[0].message, rep.issues
+
+
+def test_FITS_E003_end_card_blanked(astropy_dir: Path, tmp_path: Path) -> None:
+    path = copy(astropy_dir, f"{DATA}/test0.fits", tmp_path)
+    data = bytearray(path.read_bytes())
+    end = end_card_offset(bytes(data))
+    data[end:end + 80] = b" " * 80
+    path.write_bytes(bytes(data))
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path) as hdul:  # the pitfall: astropy merges the headers without a word
+            assert hdul[0].header["XTENSION"] == "IMAGE"
+    rep = check_fits(path)
+    assert own(rep) == {"FITS-E003"}, rep.issues
+    assert "HDU 0" in rep.issues[0].message
+
+
+def test_FITS_E003_single_hdu_without_end(astropy_dir: Path, tmp_path: Path) -> None:
+    path = copy(astropy_dir, f"{COMPRESSED}/m13.fits", tmp_path)
+    data = bytearray(path.read_bytes())
+    end = end_card_offset(bytes(data))
+    data[end:end + 80] = b" " * 80
+    path.write_bytes(bytes(data))
+    assert own(check_fits(path)) == {"FITS-E003"}
+
+
+def test_FITS_E006_bytes_after_last_hdu(astropy_dir: Path, tmp_path: Path) -> None:
+    path = copy(astropy_dir, f"{DATA}/test0.fits", tmp_path)
+    with open(path, "ab") as f:
+        f.write(bytes(range(100)))
+    rep = check_fits(path)
+    assert own(rep) == {"FITS-E006"}, rep.issues
+    assert "100 bytes after the last HDU" in rep.issues[0].message
+    assert len(rep.hdus) == 5  # everything else was still checked
+
+
+def test_FITS_E006_bytes_after_gzip_stream(astropy_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "test0.fits.gz"
+    path.write_bytes(gzip.compress(real(astropy_dir, f"{DATA}/test0.fits").read_bytes()) + b"junk")
+    rep = check_fits(path)
+    assert own(rep) == {"FITS-E006"} and "gzip" in rep.issues[0].message, rep.issues
+
+
+def test_FITS_E007_required_keyword_missing(astropy_dir: Path) -> None:
+    path = real(astropy_dir, f"{DATA}/test0.fits")
+    # INSTRUME is in the primary header, DETECTOR only in the extensions: both satisfy the agreement
+    rep = check_fits(path, required_keywords=("INSTRUME", "DETECTOR", "WAVELNTH"), fitsverify=False)
+    assert [(str(i.code), i.path) for i in rep.issues] == [("FITS-E007", "test0.fits")]
+    assert "WAVELNTH" in rep.issues[0].message
+
+
+def test_FITS_E001_not_fits(tmp_path: Path) -> None:
+    path = tmp_path / "fake.fits"
+    path.write_bytes(b"This is not FITS at all.\n" * 200)
+    rep = check_fits(path, fitsverify=False)
+    assert codes(rep) == {"FITS-E001"} and not rep.hdus
+
+
+def test_FITS_W001_non_standard_card(astropy_dir: Path, tmp_path: Path) -> None:
+    path = copy(astropy_dir, f"{DATA}/test0.fits", tmp_path)
+    data = bytearray(path.read_bytes())
+    replace_card(data, b"DATE", b"obsmode = 'FULL    '           / lower-case keyword")
+    replace_card(data, b"FILETYPE", b"DATE_OBS= 1996/01/15")  # unquoted: astropy reads the integer 1996
+    path.write_bytes(bytes(data))
+    rep = check_fits(path, fitsverify=False)
+    w001 = [i for i in rep.issues if i.code is IssueCode.FITS_VERIFY]
+    assert codes(rep) == {"FITS-W001"} and rep.ok, rep.issues
+    assert len(w001) == 1 and "obsmode" in w001[0].message and "'FULL    '" in w001[0].message
+    assert w001[0].severity is Severity.WARNING
+    keywords = rep.hdus[0]["keywords"]
+    assert keywords["DATE_OBS"] == 1996 and keywords["DATE-OBS"] == "19/05/94"  # both kept, never renamed
+
+
+def test_gzip_fits_is_checked_like_plain(astropy_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "test0.fits.gz"
+    path.write_bytes(gzip.compress(real(astropy_dir, f"{DATA}/test0.fits").read_bytes()))
+    rep = check_fits(path, required_keywords=("INSTRUME",))
+    assert rep.ok and own(rep) == set(), rep.issues
+    assert len(rep.hdus) == 5 and rep.hdus[0]["keywords"]["INSTRUME"] == "WFPC2"
+
+
+def test_header_extract(astropy_dir: Path, tmp_path: Path) -> None:
+    extracted = header_extract(real(astropy_dir, f"{COMPRESSED}/m13_rice.fits"))
+    assert extracted["hdus"][1]["keywords"]["NAXIS1"] == 300
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"\0" * 100)
+    assert "error" in header_extract(bad)
+
+
+def test_originals_are_never_modified(astropy_dir: Path) -> None:
+    paths = [real(astropy_dir, rel) for rel in (f"{DATA}/checksum_false.fits", f"{COMPRESSED}/m13_rice.fits",
+                                                "wcs/tests/data/dss.14.29.56-62.41.05.fits.gz")]
+    before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in paths}
+    for p in paths:
+        check_fits(p)
+    assert before == {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in paths}
+
+
+def test_memory_is_bounded_for_a_big_file(tmp_path: Path) -> None:
+    import numpy as np
+    from astropy.io import fits
+
+    path = tmp_path / "big.fits"
+    data = np.zeros((20, 1000, 1000), dtype=np.float32)  # 80 MB of data
+    fits.PrimaryHDU(data).writeto(path, checksum=True)
+    del data
+    tracemalloc.start()
+    try:
+        rep = check_fits(path, fitsverify=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rep.ok and rep.checksum_status == {0: {"CHECKSUM": "ok", "DATASUM": "ok"}}, rep.issues
+    assert peak < 20 * 2**20, f"peak Python allocations {peak / 2**20:.0f} MB for an 80 MB file"
+
+
+# ---------------------------------------------------------------- fitsverify
+
+
+def test_fitsverify_clean_file(astropy_dir: Path) -> None:
+    need_fitsverify()
+    rep = check_fits(real(astropy_dir, f"{DATA}/checksum.fits"))
+    assert rep.fitsverify is not None and rep.fitsverify.version.startswith("fitsverify ")
+    assert (rep.fitsverify.errors, rep.fitsverify.warnings) == (0, 0) and rep.issues == []
+
+
+def test_FITS_E008_fitsverify_errors(astropy_dir: Path, tmp_path: Path) -> None:
+    need_fitsverify()
+    path = copy(astropy_dir, f"{DATA}/test0.fits", tmp_path, name="[1] -odd @name.fits")  # CFITSIO syntax
+    data = bytearray(path.read_bytes())
+    replace_card(data, b"FILETYPE", b"DATE_OBS= 1996/01/15")  # silent in astropy, an error for fitsverify
+    path.write_bytes(bytes(data))
+    rep = check_fits(path)
+    e008 = [i for i in rep.issues if i.code is IssueCode.FITS_FITSVERIFY_ERROR]
+    assert e008 and all(i.severity is Severity.ERROR for i in e008), rep.issues
+    assert any("DATE_OBS" in i.message and "HDU 0" in i.message for i in e008)
+    assert rep.fitsverify is not None and rep.fitsverify.errors == len(e008)
+    assert own(rep) == set()
+
+
+def test_FITS_W002_fitsverify_warnings(astropy_dir: Path) -> None:
+    need_fitsverify()
+    rep = check_fits(real(astropy_dir, f"{DATA}/checksum_false.fits"))
+    w002 = [i for i in rep.issues if i.code is IssueCode.FITS_FITSVERIFY]
+    assert rep.fitsverify is not None and (rep.fitsverify.errors, rep.fitsverify.warnings) == (0, 4)
+    assert len(w002) == 4 and all(i.severity is Severity.WARNING for i in w002)
+
+
+def test_fitsverify_not_installed(astropy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    rep = check_fits(real(astropy_dir, f"{DATA}/checksum_false.fits"))
+    assert rep.fitsverify is None and codes(rep) == {"FITS-E004", "FITS-E005"}
