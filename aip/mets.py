@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 from lxml import etree
 
+from aip.xmltext import xml_attrs, xml_text
+
 import oais
 from aip.premis import PREMIS_PATH, utc_timestamp
 from oais.domain.fixity import Fixity
@@ -60,9 +62,9 @@ def _q(name: str) -> str:
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, _q(name), attrs)
+    element = etree.SubElement(parent, _q(name), xml_attrs(attrs))
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from aip.xmltext import xml_attrs, xml_text
+
 from oais.domain.fixity import Fixity
 from oais.domain.package import AipVersionDescription, ContentFile
 from oais.domain.premis import VOCABULARY, Agent, Event, file_object_id
@@ -42,9 +44,9 @@ def _q(name: str) -> str:
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, _q(name), attrs)
+    element = etree.SubElement(parent, _q(name), xml_attrs(attrs))
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 

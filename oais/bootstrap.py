@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from oais.services.ingest import IngestContext, ProgressFn
     from oais.storage.local import LocalStorage
+    from sip.receive import Limits
 
 
 class CatalogOutOfDate(Exception):
@@ -59,7 +60,13 @@ class Archive:
 
         return IngestContext(sessions=self.sessions, locations=self.locations, validator=XsdValidator(),
                              staging=self.settings.staging, quarantine=self.settings.quarantine,
-                             clock=clock, new_id=new_id, progress=progress)
+                             clock=clock, new_id=new_id, progress=progress, limits=self.limits())
+
+    def limits(self) -> Limits:
+        from sip.receive import Limits
+
+        lim = self.settings.limits
+        return Limits(max_bytes=lim.max_bytes, max_files=lim.max_files, max_ratio=lim.max_ratio)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -171,9 +171,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             raise  # an archive was asked for: its absence is an error
     try:
         request = IngestRequest(Path(args.path), args.dataset or "", args.producer, args.agreement)
+        kwargs = {"limits": archive.limits()} if archive else {}
         result = validate(request, sessions=archive.sessions if archive else None,
                           staging=archive.settings.staging if archive else None, clock=utc_now,
-                          new_id=new_urn, progress=ProgressBar())
+                          new_id=new_urn, progress=ProgressBar(), **kwargs)
     finally:
         if archive is not None:
             archive.close()

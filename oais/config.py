@@ -35,6 +35,15 @@ class Location:
 
 
 @dataclass(frozen=True)
+class IntakeLimits:
+    """Bounds on what one delivery may expand to (``[limits]``); a zip bomb stops at them."""
+
+    max_bytes: int = 1 << 40
+    max_files: int = 100_000
+    max_ratio: float = 200.0
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     catalog_url: str
@@ -44,6 +53,7 @@ class Settings:
     quarantine: Path
     fsync: bool = True
     quarantine_retention_days: int = 180
+    limits: IntakeLimits = IntakeLimits()
     source: Path | None = field(default=None, compare=False)
 
     def location(self, name: str) -> Location:
@@ -93,6 +103,12 @@ staging = "staging"
 quarantine = "quarantine"
 # ... for this many days ('oais quarantine purge' removes older ones).
 quarantine_retention_days = 180
+
+[limits]
+# What one delivery may expand to: bytes in all, number of members, and expanded size / archive size.
+max_bytes = 1099511627776
+max_files = 100000
+max_ratio = 200.0
 """
 
 
@@ -119,7 +135,7 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
     """Validate a parsed TOML document; every error names ``source`` and the key."""
     env = os.environ if environ is None else environ
     try:
-        known = {"catalog", "storage", "paths"}
+        known = {"catalog", "storage", "paths", "limits"}
         unknown = sorted(set(doc) - known)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown section (expected one of {sorted(known)})")
@@ -167,10 +183,21 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
         retention = _get(paths, "quarantine_retention_days", "paths", int, 180)
         if retention < 0:
             raise ConfigError(f"paths.quarantine_retention_days: must be >= 0, got {retention}")
+        lim = _table(doc, "limits", "")
+        max_bytes = _get(lim, "max_bytes", "limits", int, IntakeLimits.max_bytes)
+        max_files = _get(lim, "max_files", "limits", int, IntakeLimits.max_files)
+        ratio = lim.get("max_ratio", IntakeLimits.max_ratio)
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 1:
+            raise ConfigError(f"limits.max_ratio: must be a number above 1, got {ratio!r}")
+        for key, value in (("max_bytes", max_bytes), ("max_files", max_files)):
+            if value < 1:
+                raise ConfigError(f"limits.{key}: must be a positive integer, got {value}")
+        limits = IntakeLimits(max_bytes=max_bytes, max_files=max_files, max_ratio=float(ratio))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return Settings(home=home, catalog_url=url, locations=tuple(locations), copies_required=copies,
-                    staging=staging, quarantine=quarantine, fsync=fsync, quarantine_retention_days=retention)
+                    staging=staging, quarantine=quarantine, fsync=fsync, quarantine_retention_days=retention,
+                    limits=limits)
 
 
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:

@@ -92,6 +92,10 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
     """Run every check of ``agreement`` (default: every check, any format, no mending)."""
     agreement = agreement or DEFAULT
     run = _Run(clock, new_id)
+    tmpdir = None  # temporary files of the checks stay in the staging area when there is one
+    if scratch is not None:
+        tmpdir = scratch / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
     bag_info: dict[str, str] = {}
     unlisted: set[str] = set()
 
@@ -186,7 +190,7 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
         found = []
         for it in fits_items:
             rep = check_fits(it.source, required_keywords=agreement.required_keywords, display_name=it.original,
-                             fitsverify=agreement.fitsverify is not Requirement.OFF)
+                             fitsverify=agreement.fitsverify is not Requirement.OFF, workdir=tmpdir)
             for x in rep.issues:
                 if x.code is IssueCode.FITS_FITSVERIFY_ERROR and agreement.fitsverify is not Requirement.REQUIRED:
                     # astropy reads the file; fitsverify's stricter verdict is reported, not fatal
@@ -212,7 +216,7 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
     if agreement.virus_check is not Requirement.OFF:
         from oais.formats.virus import scan
 
-        vr = scan([it.source for it in items], {it.source: it.original for it in items})
+        vr = scan([it.source for it in items], {it.source: it.original for it in items}, workdir=tmpdir)
         found = list(vr.issues)
         if agreement.virus_check is Requirement.REQUIRED:
             found = [error(IssueCode.VIRUS_SCAN_FAILED, f"virus check required by {agreement.ref}: {i.message}",

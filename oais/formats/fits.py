@@ -78,11 +78,14 @@ class FitsReport:
 
 def check_fits(path: Path, *, required_keywords: Sequence[str] = (), display_name: str | None = None,
                fitsverify: bool = True, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-               fitsverify_timeout: float = FITSVERIFY_TIMEOUT) -> FitsReport:
-    """Validate one FITS file (plain or gzip-compressed); never modifies it, never raises for a bad file."""
+               fitsverify_timeout: float = FITSVERIFY_TIMEOUT, workdir: Path | None = None) -> FitsReport:
+    """Validate one FITS file (plain or gzip-compressed); never modifies it, never raises for a bad file.
+
+    Temporary files (a decompressed copy, a link for fitsverify) go to ``workdir`` (default: $TMPDIR).
+    """
     name = display_name or path.name
     issues: list[Issue] = []
-    with tempfile.TemporaryDirectory(prefix="oais-fits-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="oais-fits-", dir=workdir) as tmp:
         target, gz = path, None
         if _is_gzip(path):
             target = Path(tmp, "decompressed.fits")

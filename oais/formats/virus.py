@@ -51,8 +51,12 @@ class VirusReport:
 
 
 def scan(paths: Sequence[Path], display: Mapping[Path, str], *, socket: str | None = None,
-         database: Path | None = None, timeout: float = DEFAULT_TIMEOUT) -> VirusReport:
-    """Scan ``paths``; issues name files by ``display`` (the path as delivered), else by file name."""
+         database: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
+         workdir: Path | None = None) -> VirusReport:
+    """Scan ``paths``; issues name files by ``display`` (the path as delivered), else by file name.
+
+    clamscan's file list goes to a temporary folder in ``workdir`` (default: $TMPDIR).
+    """
     names = {p: display.get(p, p.name) for p in paths}
     sock = socket or os.environ.get(SOCKET_ENV) or None
     if sock:
@@ -63,17 +67,17 @@ def scan(paths: Sequence[Path], display: Mapping[Path, str], *, socket: str | No
                                   f"no clamd socket is configured ({SOCKET_ENV}); Debian package clamav")],
                            None, None)
     db = database or (Path(os.environ[DATABASE_ENV]) if os.environ.get(DATABASE_ENV) else None)
-    return _scan_clamscan(exe, list(paths), names, db, timeout)
+    return _scan_clamscan(exe, list(paths), names, db, timeout, workdir)
 
 
 # ---------------------------------------------------------------- clamscan
 
 
 def _scan_clamscan(exe: str, paths: list[Path], names: dict[Path, str], db: Path | None,
-                   timeout: float) -> VirusReport:
+                   timeout: float, workdir: Path | None = None) -> VirusReport:
     engine, signatures = _clamscan_version(exe, db)
     issues: list[Issue] = []
-    with tempfile.TemporaryDirectory(prefix="oais-clamscan-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="oais-clamscan-", dir=workdir) as tmp:
         links: dict[str, Path] = {}
         for n, path in enumerate(paths):
             if problem := _unreadable(path):

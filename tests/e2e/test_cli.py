@@ -136,3 +136,17 @@ def test_ingest_with_postgresql_catalog(tmp_path: Path, fits_delivery: Path, pg_
     finally:
         engine.dispose()
     assert not (home / "catalog.sqlite").exists()  # the environment's catalog was used, not the default
+
+
+def test_SIP_E006_limits_from_the_configuration(tmp_path: Path) -> None:
+    """[limits] in oais.toml reaches intake: a delivery over max_files is refused with SIP-E006."""
+    home = tmp_path / "home"
+    oais("init", "--home", str(home))
+    cfg = home / "oais.toml"
+    cfg.write_text(cfg.read_text().replace("max_files = 100000", "max_files = 3"))
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(5):
+        (d / f"f{i}.txt").write_text(f"{i}\n")
+    r = oais("ingest", str(d), "--dataset", "d", "--home", str(home), "--json")
+    assert r.returncode == 1 and "SIP-E006" in {i["code"] for i in json.loads(r.stdout)["issues"]}

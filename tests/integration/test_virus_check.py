@@ -144,3 +144,37 @@ def test_clamd_socket_file_descriptor_passing(clamd_socket: str, delivery: dict[
 def test_VIR_E002_clamd_unreachable(delivery: dict[Path, str], tmp_path: Path) -> None:
     rep = scan(list(delivery), delivery, socket=str(tmp_path / "no-such.sock"))
     assert [str(i.code) for i in rep.issues] == [IssueCode.VIRUS_SCAN_FAILED.value]
+
+
+def test_VIR_E001_infected_delivery_is_quarantined_by_ingest(archive, database: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the whole ingest: disposition 'quarantined', a PREMIS quarantine event, nothing stored."""
+    from oais.catalog import repository as repo
+    from oais.domain.package import Disposition
+    from oais.services.ingest import IngestRequest, ingest
+    from tests.conftest import tree_snapshot
+
+    import astropy
+
+    monkeypatch.setenv("OAIS_CLAMAV_DATABASE", str(database))
+    root = tmp_path / "incoming"
+    root.mkdir()
+    shutil.copyfile(Path(astropy.__file__).parent / "io/fits/tests/data/test0.fits", root / "test0.fits")
+    (root / "readme.com").write_bytes(eicar())
+    before = tree_snapshot(root)
+    result = ingest(IngestRequest(root, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.QUARANTINED
+    found = [i for i in result.issues if i.code is IssueCode.VIRUS_FOUND]
+    assert [i.path for i in found] == ["readme.com"] and SIGNATURE in found[0].message
+    assert tree_snapshot(root) == before
+    assert result.quarantine and (Path(result.quarantine) / "readme.com").read_bytes() == eicar()
+    assert not list(archive.locations[0].root.rglob("inventory.json"))
+    with archive.sessions() as s:
+        d = repo.delivery(s, result.delivery_id)
+        assert d.disposition == "quarantined" and d.quarantine_path == result.quarantine
+        from sqlalchemy import select
+
+        from oais.catalog import models as m
+
+        types = s.scalars(select(m.Event.type).where(m.Event.delivery_id == d.id)).all()
+        assert "qua" in types

@@ -30,6 +30,7 @@ def test_default_config_has_two_local_replicas_and_sqlite_in_home(tmp_path: Path
     assert s.copies_required == 2
     assert s.catalog_url == f"sqlite:///{tmp_path}/catalog.sqlite"
     assert s.staging == tmp_path / "staging" and s.quarantine == tmp_path / "quarantine"
+    assert (s.limits.max_files, s.limits.max_ratio, s.quarantine_retention_days) == (100_000, 200.0, 180)
 
 
 def test_environment_overrides_catalog_url(tmp_path: Path) -> None:
@@ -59,6 +60,9 @@ def test_home_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         (lambda d: d["catalog"].__setitem__("url", "catalog.sqlite"), "catalog.url"),
         (lambda d: d.__setitem__("extra", {}), "extra"),
         (lambda d: d["storage"].__setitem__("fsync", "yes"), "storage.fsync"),
+        (lambda d: d["limits"].__setitem__("max_ratio", 0.5), "limits.max_ratio"),
+        (lambda d: d["limits"].__setitem__("max_files", 0), "limits.max_files"),
+        (lambda d: d["paths"].__setitem__("quarantine_retention_days", -1), "paths.quarantine_retention_days"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, mutate, key: str) -> None:  # type: ignore[no-untyped-def]

@@ -42,3 +42,8 @@ def test_every_code_has_a_test_named_after_it() -> None:
     missing = [c.value for c in IssueCode
                if not any(c.value in n or c.value.replace("-", "_") in n for n in names)]
     assert missing == [], f"codes without a test or fixture named after them: {missing}"
+
+
+def test_docs_list_every_code() -> None:
+    text = (TESTS.parent / "docs" / "intake.md").read_text(encoding="utf-8")
+    assert [c.value for c in IssueCode if f"`{c.value}`" not in text] == []
