@@ -58,6 +58,13 @@ class BuiltAip:
     def inventory_sha512(self) -> str:
         return hashlib.sha512(self.plan.inventory_json).hexdigest()
 
+    def fits_headers(self) -> dict[str, dict]:  # type: ignore[type-arg]
+        """Logical path -> extracted FITS header keywords (from the descriptive metadata document)."""
+        import json
+
+        data = self.documents.get("metadata/descriptive/fits-headers.json")
+        return json.loads(data) if data else {}
+
     def metadata_documents(self) -> list[tuple[str, bytes]]:
         """The XML documents to validate against the official schemas before anything is stored."""
         return [(PREMIS_PATH, self.premis), (METS_PATH, self.mets)]

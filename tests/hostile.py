@@ -432,4 +432,48 @@ HOSTILE: dict[str, Builder] = {
 assert all(k[:8] in {"SIP-E003", "SIP-E004", "SIP-E005", "SIP-E006", "SIP-E007", "SIP-E009", "SIP-E015",
                        "SIP-W001"} and k[8] == "_" for k in HOSTILE)
 
-__all__ = ["HOSTILE", "EVIL", "code_of"]
+
+
+# -- hostile content: staged safely, then refused by validation ---------------------------------------
+def _astropy_fits(name: str) -> Path:
+    import astropy
+
+    return Path(astropy.__file__).parent / "io/fits/tests/data" / name
+
+
+def manifest_escape(tmp: Path) -> Path:
+    """A valid bag whose payload manifest also lists a file two levels above the bag."""
+    import hashlib
+
+    import bagit
+
+    bag = _folder(tmp, {"a.txt": b"payload\n"})
+    bagit.make_bag(str(bag), checksums=["sha256"])
+    digest = hashlib.sha256(b"secret\n").hexdigest()
+    with open(bag / "manifest-sha256.txt", "a", encoding="utf-8") as f:
+        f.write(f"{digest}  data/../../{EVIL}\n")
+    return bag
+
+
+def bad_datasum(tmp: Path) -> Path:
+    """astropy's checksum_false.fits: real data whose CHECKSUM and DATASUM keywords are wrong."""
+    folder = _folder(tmp)
+    (folder / "checksum_false.fits").write_bytes(_astropy_fits("checksum_false.fits").read_bytes())
+    return folder
+
+
+def truncated_fits(tmp: Path) -> Path:
+    """A real HST file cut in the middle of its data."""
+    folder = _folder(tmp)
+    data = _astropy_fits("test0.fits").read_bytes()
+    (folder / "test0.fits").write_bytes(data[: len(data) - 5000])
+    return folder
+
+
+CONTENT: dict[str, Builder] = {
+    "SIP-E016_manifest_escape": manifest_escape,
+    "FITS-E005_bad_datasum": bad_datasum,
+    "FITS-E002_truncated_fits": truncated_fits,
+}
+
+__all__ = ["HOSTILE", "CONTENT", "EVIL", "code_of"]

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -195,6 +196,34 @@ class File(Base):
     original_name: Mapped[str | None] = mapped_column(Text)
 
     version: Mapped[AipVersion] = relationship(back_populates="files")
+
+
+class FitsHeader(Base):
+    """Searchable FITS keywords of one file, merged over its HDUs (first HDU holding each keyword).
+
+    ``date_obs``/``date_end`` are kept as written; ``obs_start``/``obs_end`` are the parsed UTC times
+    when the text is ISO 8601. ``keywords`` holds every extracted keyword per HDU.
+    """
+
+    __tablename__ = "fits_headers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), unique=True)
+    telescope: Mapped[str | None] = mapped_column(String(100))
+    instrument: Mapped[str | None] = mapped_column(String(100))
+    detector: Mapped[str | None] = mapped_column(String(100))
+    wavelength: Mapped[float | None] = mapped_column(Float)
+    wave_unit: Mapped[str | None] = mapped_column(String(30))
+    exptime: Mapped[float | None] = mapped_column(Float)
+    object: Mapped[str | None] = mapped_column(String(200))
+    level: Mapped[str | None] = mapped_column(String(30))
+    date_obs: Mapped[str | None] = mapped_column(String(40))
+    date_end: Mapped[str | None] = mapped_column(String(40))
+    obs_start: Mapped[datetime | None]
+    obs_end: Mapped[datetime | None]
+    keywords: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    file: Mapped[File] = relationship()
 
 
 class Replica(Base):

@@ -35,6 +35,7 @@ from oais.domain.issues import Issue, IssueCode, Severity, error
 from aip.builder import BuiltAip, build_aip
 from oais.domain import premis
 from oais.domain.agreement import Agreement, DeliveryManifest
+from oais.domain.observation import summarize
 from oais.domain.package import Disposition, FileRole, ReplicaState
 from oais.storage.base import StagedObject, StorageError, StorageLocation
 from sip.describe import describe_delivery
@@ -324,11 +325,16 @@ def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id
     version = m.AipVersion(aip=aip, number=built.version, created_at=built.description.created,
                            message=built.description.message, inventory_sha512=built.inventory_sha512)
     s.add(version)
+    headers = built.fits_headers()
     for f in built.catalog_files():
-        s.add(m.File(version=version, path=f.path, content_path=built.content_path(f.path),
+        row = m.File(version=version, path=f.path, content_path=built.content_path(f.path),
                      size=f.size, sha256=f.fixity.sha256, sha512=f.fixity.sha512, puid=f.puid,
                      mime=f.mime, format_name=f.format_name, role=str(f.role),
-                     original_name=f.original_name))
+                     original_name=f.original_name)
+        s.add(row)
+        if f.path in headers:
+            hdus = headers[f.path].get("hdus", [])
+            s.add(m.FitsHeader(file=row, keywords={"hdus": hdus}, **summarize(hdus)))
     for name in locations:
         s.add(m.Replica(aip=aip, location=name, state=str(ReplicaState.OK), last_verified_at=now,
                         last_verified_ok=True))

@@ -189,3 +189,24 @@ def test_same_content_twice_gives_two_aips(archive, fits_delivery: Path) -> None
     b = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
     assert a.aip_id != b.aip_id and a.disposition == b.disposition == Disposition.ACCEPTED
     assert len(_object_dirs(archive)) == 4
+
+
+def test_fits_keywords_are_in_the_catalog(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from oais.catalog import models as m
+
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    with archive.sessions() as s:
+        rows = {h.file.path.rsplit("/", 1)[-1]: h for h in s.scalars(select(m.FitsHeader))}
+    assert set(rows) == {p.rsplit("/", 1)[-1] for p in files_under(fits_delivery) if p.endswith(".fits")}
+    from astropy.io import fits
+
+    for name, row in rows.items():  # values as astropy reads them from the real files
+        path = next(fits_delivery.rglob(name))
+        with fits.open(path) as hdul:
+            instrument = next((h.header["INSTRUME"] for h in hdul if h.header.get("INSTRUME")), None)
+        assert row.instrument == (str(instrument).strip() if instrument is not None else None), name
+    assert rows["test0.fits"].instrument == "WFPC2"
+    assert rows["test0.fits"].keywords["hdus"][0]["keywords"]["INSTRUME"] == "WFPC2"
+    assert result.aip_id

@@ -1,0 +1,148 @@
+"""Receiving a folder (plain or a BagIt bag): scan it whole, then copy its regular files and folders.
+
+The whole tree is scanned with ``lstat`` only (nothing is opened) and checked before the first byte
+is written: unsafe names (SIP-E004), links (SIP-E015, never followed; hard links inside the folder
+are ordinary regular files and are copied), FIFOs, sockets and devices (SIP-E005, never opened),
+collisions (SIP-E009), the member count and the declared bytes (SIP-E006), no file at all
+(SIP-E003). A file that cannot be read, or is no longer the regular file scanned when opened
+(SIP-E008), is found only while copying. Staged files keep the source's modification time and
+permission bits (without set-id bits). The rules are documented in ``sip.receive``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from oais.domain.issues import Issue, IssueCode, error
+from sip.receive_common import (
+    _O_CLOEXEC,
+    _O_NOFOLLOW,
+    _O_NONBLOCK,
+    BUFFER,
+    DeliveryRefused,
+    Limits,
+    _Budget,
+    _empty,
+    _link_issue,
+    _mkdirs,
+    _Names,
+    _special_kind,
+    _too_many,
+    _write,
+    _WriteFailed,
+    name_warnings,
+    safe_member_path,
+    shown,
+)
+
+
+def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where: str) -> list[Issue]:
+    """Scan the whole folder (``lstat`` only), refuse or copy regular files and folders."""
+    issues: list[Issue] = []
+    warnings: list[Issue] = []
+    names = _Names()
+    plan: list[tuple[PurePosixPath, str, os.stat_result]] = []
+    declared = members = 0
+    stack: list[tuple[str, PurePosixPath]] = [(str(source), PurePosixPath())]
+    while stack:
+        folder, rel_folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            issues.append(error(IssueCode.UNREADABLE_FILE, f"cannot list folder: {exc.strerror}",
+                                shown(rel_folder.as_posix())))
+            continue
+        subfolders = []
+        for entry in entries:
+            members += 1
+            if members > limits.max_files:
+                raise DeliveryRefused(issues + [_too_many(limits, where)])
+            rel_name = (rel_folder / entry.name).as_posix()
+            rel = safe_member_path(rel_name, limits)
+            if isinstance(rel, Issue):
+                issues.append(rel)
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                issues.append(error(IssueCode.UNREADABLE_FILE, f"cannot stat: {exc.strerror}", shown(rel_name)))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    target: str | None = os.readlink(entry.path)
+                except OSError:
+                    target = None
+                issues.append(_link_issue(rel, target))
+                continue
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                issues.append(error(IssueCode.LINK_OR_SPECIAL_FILE,
+                                    f"{_special_kind(st.st_mode)}: never opened", shown(rel_name)))
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            collision = names.add(rel, is_dir)
+            if collision:
+                issues.append(collision)
+            warnings.extend(name_warnings(rel))
+            plan.append((rel, entry.path, st))
+            if is_dir:
+                subfolders.append((entry.path, rel))
+            else:
+                declared += st.st_size
+        stack.extend(reversed(subfolders))
+    budget = _Budget(*limits.byte_limit(None, free), where)
+    too_big = budget.check_declared(declared)
+    if too_big:
+        issues.append(too_big)
+    if issues:
+        raise DeliveryRefused(issues)
+    if not any(stat.S_ISREG(st.st_mode) for _, _, st in plan):
+        raise _empty(where, "only empty folders" if plan else "an empty folder")
+    for rel, path, st in plan:
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                _mkdirs(dest, rel)
+            else:
+                _copy_regular(path, dest, rel, st, budget)
+        except _WriteFailed as exc:
+            issues.append(exc.issue)
+        except _Unreadable as exc:
+            issues.append(exc.issue)
+    if issues:
+        raise DeliveryRefused(issues)
+    return warnings
+
+
+class _Unreadable(Exception):
+    def __init__(self, rel: PurePosixPath, message: str) -> None:
+        self.issue = error(IssueCode.UNREADABLE_FILE, message, shown(rel.as_posix()))
+        super().__init__(message)
+
+
+def _copy_regular(path: str, dest: Path, rel: PurePosixPath, st: os.stat_result, budget: _Budget) -> None:
+    """Copy one regular file seen by ``lstat``; refuse if it is no longer that file when opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
+    except OSError as exc:
+        raise _Unreadable(rel, f"cannot open: {exc.strerror}") from None
+    with os.fdopen(fd, "rb", buffering=0) as src:
+        fst = os.fstat(src.fileno())
+        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            raise _Unreadable(rel, "changed while being received (no longer the regular file scanned)")
+
+        def chunks() -> Iterator[bytes]:
+            left = fst.st_size  # the size when opened: a file growing meanwhile cannot run on
+            while left > 0:
+                try:
+                    data = src.read(min(BUFFER, left))
+                except OSError as exc:
+                    raise _Unreadable(rel, f"cannot read: {exc.strerror}") from None
+                if not data:
+                    raise _Unreadable(rel, "the file shrank while being copied")
+                left -= len(data)
+                yield data
+
+        _write(dest, rel, chunks(), budget, mode=fst.st_mode, times_ns=(fst.st_atime_ns, fst.st_mtime_ns))
