@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from oais.services.ingest import IngestContext, ProgressFn
     from oais.storage.local import LocalStorage
+    from oais.services.audit import AuditPolicy
+    from oais.services.incidents import AlertSettings as IncidentAlerts
     from sip.receive import Limits
 
 
@@ -67,6 +69,31 @@ class Archive:
 
         lim = self.settings.limits
         return Limits(max_bytes=lim.max_bytes, max_files=lim.max_files, max_ratio=lim.max_ratio)
+
+    def location_map(self) -> dict[str, LocalStorage]:
+        return {loc.name: loc for loc in self.locations}
+
+    def audit_policy(self, location: str | None = None) -> AuditPolicy:
+        from datetime import timedelta
+
+        from oais.services.audit import AuditPolicy
+
+        a = self.settings.audit
+        loc = self.settings.location(location) if location else None
+        cycle = (loc.cycle_days if loc and loc.cycle_days else a.cycle_days)
+        rate = (loc.max_mb_per_s if loc and loc.max_mb_per_s else a.max_mb_per_s)
+        return AuditPolicy(cycle=timedelta(days=cycle), batch_files=a.batch_files,
+                           batch_bytes=int(a.batch_gb * 1e9), max_bytes_per_s=rate * 1e6 if rate else None)
+
+    def alert_settings(self) -> IncidentAlerts:
+        from oais.services.incidents import AlertSettings as IncidentAlerts
+
+        a = self.settings.alerts
+        return IncidentAlerts(smtp_host=a.smtp_host, smtp_port=a.smtp_port, mail_from=a.mail_from,
+                              mail_to=a.mail_to, webhook_url=a.webhook_url)
+
+    def required_locations(self) -> list[str]:
+        return [loc.name for loc in self.settings.locations][: self.settings.copies_required]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -32,6 +32,27 @@ class Location:
     name: str
     kind: str  # "local" (S3 later)
     path: Path
+    cycle_days: float | None = None  # audit cycle for this location (default: [audit] cycle_days)
+    max_mb_per_s: float | None = None  # read-rate cap while auditing (default: [audit] max_mb_per_s)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    cycle_days: float = 90.0
+    interval_hours: float = 24.0  # how often the scheduler runs a rolling batch
+    batch_files: int = 50_000
+    batch_gb: float = 500.0
+    max_mb_per_s: float | None = None
+    replica_check_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    mail_from: str = "oais-archive@localhost"
+    mail_to: tuple[str, ...] = ()
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,10 @@ class Settings:
     fsync: bool = True
     quarantine_retention_days: int = 180
     limits: IntakeLimits = IntakeLimits()
+    audit: AuditSettings = AuditSettings()
+    alerts: AlertSettings = AlertSettings()
+    drop_folder: Path | None = None
+    drop_folder_dataset: str | None = None
     source: Path | None = field(default=None, compare=False)
 
     def location(self, name: str) -> Location:
@@ -109,6 +134,29 @@ quarantine_retention_days = 180
 max_bytes = 1099511627776
 max_files = 100000
 max_ratio = 200.0
+
+[audit]
+# Every file of every replica is re-read and checked within this many days, oldest-verified first.
+cycle_days = 90
+# The scheduler runs a rolling batch this often, capped by files and GB; 0 MB/s means no read cap.
+interval_hours = 24
+batch_files = 50000
+batch_gb = 500
+max_mb_per_s = 0
+replica_check_hours = 24
+# A location may have its own cycle_days and max_mb_per_s (e.g. nearline or tape).
+
+[alerts]
+# Incidents always go to the log; also by e-mail and to a webhook when these are set.
+# smtp_host = "localhost"
+# smtp_port = 25
+# mail_from = "oais-archive@example.org"
+# mail_to = ["archivist@example.org"]
+# webhook_url = "http://localhost:9000/hooks/oais"
+
+[scheduler]
+# drop_folder = "/data/drop"
+# drop_folder_dataset = "soho-eit"
 """
 
 
@@ -135,7 +183,7 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
     """Validate a parsed TOML document; every error names ``source`` and the key."""
     env = os.environ if environ is None else environ
     try:
-        known = {"catalog", "storage", "paths", "limits"}
+        known = {"catalog", "storage", "paths", "limits", "audit", "alerts", "scheduler"}
         unknown = sorted(set(doc) - known)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown section (expected one of {sorted(known)})")
@@ -170,7 +218,14 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
                 raise ConfigError(f"{where}.name: duplicate location name {name!r}")
             if any(loc.path == path for loc in locations):
                 raise ConfigError(f"{where}.path: two locations share the folder {path}")
-            locations.append(Location(name=name, kind=kind, path=path))
+            cycle = raw.get("cycle_days")
+            rate = raw.get("max_mb_per_s")
+            for key, value in (("cycle_days", cycle), ("max_mb_per_s", rate)):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                    raise ConfigError(f"{where}.{key}: must be a number >= 0, got {value!r}")
+            locations.append(Location(name=name, kind=kind, path=path,
+                                      cycle_days=float(cycle) if cycle else None,
+                                      max_mb_per_s=float(rate) if rate else None))
         copies = _get(storage, "copies_required", "storage", int, len(locations))
         if not 1 <= copies <= len(locations):
             raise ConfigError(f"storage.copies_required: must be between 1 and {len(locations)} "
@@ -193,11 +248,38 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
             if value < 1:
                 raise ConfigError(f"limits.{key}: must be a positive integer, got {value}")
         limits = IntakeLimits(max_bytes=max_bytes, max_files=max_files, max_ratio=float(ratio))
+
+        au = _table(doc, "audit", "")
+
+        def num(key: str, default: float, minimum: float = 0.0) -> float:
+            value = au.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+                raise ConfigError(f"audit.{key}: must be a number >= {minimum:g}, got {value!r}")
+            return float(value)
+
+        audit = AuditSettings(cycle_days=num("cycle_days", 90, 0.001), interval_hours=num("interval_hours", 24, 0.001),
+                              batch_files=int(num("batch_files", 50_000, 1)), batch_gb=num("batch_gb", 500, 0.001),
+                              max_mb_per_s=num("max_mb_per_s", 0) or None,
+                              replica_check_hours=num("replica_check_hours", 24, 0.001))
+        al = _table(doc, "alerts", "")
+        mail_to = al.get("mail_to", [])
+        if isinstance(mail_to, str):
+            mail_to = [mail_to]
+        if not isinstance(mail_to, list) or not all(isinstance(x, str) for x in mail_to):
+            raise ConfigError("alerts.mail_to: must be a list of addresses")
+        alerts = AlertSettings(smtp_host=_get(al, "smtp_host", "alerts", str, None),
+                               smtp_port=_get(al, "smtp_port", "alerts", int, 25),
+                               mail_from=_get(al, "mail_from", "alerts", str, "oais-archive@localhost"),
+                               mail_to=tuple(mail_to), webhook_url=_get(al, "webhook_url", "alerts", str, None))
+        sc = _table(doc, "scheduler", "")
+        drop = _get(sc, "drop_folder", "scheduler", str, None)
+        drop_dataset = _get(sc, "drop_folder_dataset", "scheduler", str, None)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return Settings(home=home, catalog_url=url, locations=tuple(locations), copies_required=copies,
                     staging=staging, quarantine=quarantine, fsync=fsync, quarantine_retention_days=retention,
-                    limits=limits)
+                    limits=limits, audit=audit, alerts=alerts, drop_folder=rel(drop) if drop else None,
+                    drop_folder_dataset=drop_dataset)
 
 
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:

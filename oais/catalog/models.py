@@ -242,6 +242,89 @@ class Replica(Base):
     aip: Mapped[Aip] = relationship(back_populates="replicas")
 
 
+class StoredFile(Base):
+    """One file of one AIP's OCFL object in one replica: the unit of the rolling fixity audit.
+
+    Covers content files and the object's own files (declaration, inventories and sidecars).
+    ``last_ok`` is True (matched), False (did not match or missing) or None (never checked, or could
+    not be read: "could not check" is never a pass).
+    """
+
+    __tablename__ = "stored_files"
+    __table_args__ = (
+        UniqueConstraint("replica_id", "path"),
+        Index("ix_stored_files_due", "replica_id", "last_checked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    replica_id: Mapped[int] = mapped_column(ForeignKey("replicas.id"))
+    path: Mapped[str] = mapped_column(Text)  # relative to the object root
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha512: Mapped[str] = mapped_column(String(128))
+    last_checked_at: Mapped[datetime | None]
+    last_ok: Mapped[bool | None] = mapped_column(Boolean)
+
+    replica: Mapped[Replica] = relationship()
+
+
+class FixityCheck(Base):
+    """One check of one stored file (append-only): when, outcome, digest found."""
+
+    __tablename__ = "fixity_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stored_file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), index=True)
+    audit_id: Mapped[str] = mapped_column(String(100), index=True)
+    checked_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(10))  # pass, fail, missing, error
+    sha512_found: Mapped[str | None] = mapped_column(String(128))
+    size_found: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Audit(Base):
+    """One audit run: a scope, when it started and finished. An unfinished audit of the same scope is
+    resumed, not restarted: its files are those not checked since it started."""
+
+    __tablename__ = "audits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    scope: Mapped[str] = mapped_column(String(300), index=True)  # all, due:<location>, aip:<id>, location:<n>
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    files_checked: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Incident(Base):
+    """A preservation problem and its timeline (detected, repaired, closed)."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    opened_at: Mapped[datetime]
+    severity: Mapped[str] = mapped_column(String(10))  # critical, major, minor
+    kind: Mapped[str] = mapped_column(String(40))  # fixity, missing-object, extra-file, ...
+    state: Mapped[str] = mapped_column(String(10))  # open, repaired, closed
+    aip_id: Mapped[int | None] = mapped_column(ForeignKey("aips.id"), index=True)
+    location: Mapped[str | None] = mapped_column(String(100))
+    summary: Mapped[str] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+    timeline: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class SchedulerLease(Base):
+    """Only the holder of an unexpired lease runs scheduled jobs (one scheduler across hosts)."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+
+
 class Event(Base):
     """A PREMIS event. Append-only: ``seq`` orders the journal."""
 

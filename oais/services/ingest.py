@@ -335,9 +335,14 @@ def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id
         if f.path in headers:
             hdus = headers[f.path].get("hdus", [])
             s.add(m.FitsHeader(file=row, keywords={"hdus": hdus}, **summarize(hdus)))
+    written = [(e.path, len(e.data) if e.data is not None else e.source.stat().st_size, e.sha512)  # type: ignore[union-attr]
+               for e in built.entries()]
     for name in locations:
-        s.add(m.Replica(aip=aip, location=name, state=str(ReplicaState.OK), last_verified_at=now,
-                        last_verified_ok=True))
+        replica = m.Replica(aip=aip, location=name, state=str(ReplicaState.OK), last_verified_at=now,
+                            last_verified_ok=True)
+        s.add(replica)
+        s.add_all(m.StoredFile(replica=replica, path=path, size=size, sha512=sha512, last_checked_at=now,
+                               last_ok=True) for path, size, sha512 in written)
     s.flush()
     for event in built.events:
         repo.add_event(s, event, built.agents, aip=aip, delivery=delivery)

@@ -197,6 +197,54 @@ class LocalStorage:
                 h.update(view[:n])
         return h.hexdigest()
 
+    # -- repair -------------------------------------------------------------------------------
+    def restore_file(self, object_path: str, relpath: str, source: Path, sha512: str) -> None:
+        """Put a good copy of one file of an object in place: temporary name, fsync, re-read, rename.
+
+        Replaces a damaged file; used only by repair, with a source already checked against the catalog.
+        """
+        target = self.object_dir(object_path) / relpath
+        self.staging.mkdir(parents=True, exist_ok=True)
+        tmp = self.staging / f"{uuid.uuid4().hex}.restore"
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as dst:
+                shutil.copyfileobj(src, dst, BUFFER)
+                dst.flush()
+                if self.fsync:
+                    os.fsync(dst.fileno())
+            found = self._sha512(tmp)
+            if found != sha512:
+                raise StorageError(self.name, f"{relpath}: restored copy does not match (sha512 {found[:16]}…)")
+            _makedirs_synced(target.parent, self.root, self.fsync)
+            os.replace(tmp, target)
+            if self.fsync:
+                _fsync_dir(target.parent)
+        except OSError as exc:
+            raise StorageError(self.name, f"cannot restore {relpath} of {object_path}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def move_aside(self, object_path: str, relpath: str) -> Path:
+        """Move a file that does not belong in an object to ``<location>/lost+found/`` (kept, not deleted)."""
+        source = self.object_dir(object_path) / relpath
+        target = self.path / "lost+found" / object_path / relpath
+        n = 1
+        while target.exists():
+            target = target.with_name(f"{target.name}.{n}")
+            n += 1
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(source, target)
+        except OSError as exc:
+            raise StorageError(self.name, f"cannot move {relpath} of {object_path} aside: {exc}") from exc
+        return target
+
+    def list_objects(self) -> list[str]:
+        """Object paths (relative to the storage root) of every OCFL object in this location."""
+        if not self.root.exists():
+            return []
+        return sorted(p.parent.relative_to(self.root).as_posix() for p in self.root.rglob("0=ocfl_object_1.1"))
+
     # -- reading ------------------------------------------------------------------------------
     def object_dir(self, object_path: str) -> Path:
         return self.root / object_path
