@@ -315,6 +315,32 @@ class Incident(Base):
     timeline: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
 
+class Order(Base):
+    """A DIP order: who, what (a frozen list of AIP versions and files, so it can be re-run exactly),
+    the transforms, and its state: queued -> running -> ready -> downloaded | expired, or failed."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    user: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # selection and transforms as asked
+    frozen: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{aip_id, version, path, size, sha512}]
+    bytes_selected: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None]
+    ready_at: Mapped[datetime | None]
+    downloaded_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    failure: Mapped[str | None] = mapped_column(Text)
+    result_path: Mapped[str | None] = mapped_column(Text)
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
+    result_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class SchedulerLease(Base):
     """Only the holder of an unexpired lease runs scheduled jobs (one scheduler across hosts)."""
 
