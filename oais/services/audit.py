@@ -14,7 +14,10 @@ Hashing streams each file through a 1 MiB buffer (memory independent of file siz
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +84,18 @@ def hash_file(path: Path, throttle: Throttle) -> tuple[int, str]:
     buf = bytearray(BUFFER)
     view = memoryview(buf)
     size = 0
-    with open(path, "rb") as f:
+    # O_NONBLOCK: opening a FIFO left in a replica must not wait for a writer; only regular files are read
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
+                          "a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file", str(path))
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n

@@ -29,6 +29,7 @@ from oais.catalog import repository as repo
 from oais.domain import premis
 from oais.domain.package import ReplicaState
 from oais.domain.storage import Entry
+from oais.storage.base import StorageError
 from oais.services.audit import Throttle, hash_file
 from oais.services.incidents import add_to_timeline, open_incident, pending_alerts
 
@@ -171,6 +172,17 @@ def _good_source(aip: m.Aip, unit_path: str, sha512: str, size: int, locations: 
     return None
 
 
+def _prune_empty_folders(root: Path, relpath: str) -> None:
+    """Remove the folders a moved-aside file leaves empty inside an object (OCFL forbids empty folders)."""
+    for parent in Path(relpath).parents:
+        if parent == Path("."):
+            return
+        try:
+            (root / parent).rmdir()
+        except OSError:  # not empty (or gone): the folders above are not empty either
+            return
+
+
 def _repair(s: Session, aip: m.Aip, problems: list[Problem], locations: dict[str, Any], now: datetime,
             new_id: Callable[[], str], report: ReplicaReport, incident: m.Incident) -> None:
     agent = premis.archive_agent()
@@ -204,21 +216,30 @@ def _repair(s: Session, aip: m.Aip, problems: list[Problem], locations: dict[str
                           summary=f"no replica holds a good copy of {len(missing_source)} file(s) of "
                                   f"{aip.identifier} needed in {name}: {', '.join(missing_source[:10])}")
             continue
-        if whole:
-            staged = store.stage(aip.object_path, [Entry(p, units[p].sha512, source=src) for p, (_, src) in
-                                                   sorted(sources.items())])
-            staged.commit()
-            restored = sorted(sources)
-        else:
-            restored = []
-            for path, (_, src) in sorted(sources.items()):
-                store.restore_file(aip.object_path, path, src, units[path].sha512)
-                restored.append(path)
-        moved = []
-        if not whole:
-            for p in found:
-                if p.kind == "extra-file" and p.path:
-                    moved.append(str(store.move_aside(aip.object_path, p.path)))
+        moved: list[str] = []
+        restored: list[str] = []
+        try:
+            if whole:
+                staged = store.stage(aip.object_path, [Entry(p, units[p].sha512, source=src) for p, (_, src) in
+                                                       sorted(sources.items())])
+                staged.commit()
+                restored = sorted(sources)
+            else:
+                root = store.object_dir(aip.object_path)
+                for path, (_, src) in sorted(sources.items()):
+                    if (root / path).is_dir() and not (root / path).is_symlink():
+                        # a folder where a file belongs would block the restore: kept aside, not deleted
+                        moved.append(str(store.move_aside(aip.object_path, path)))
+                    store.restore_file(aip.object_path, path, src, units[path].sha512)
+                    restored.append(path)
+                for p in found:  # (files inside a folder moved aside above went with it)
+                    if p.kind == "extra-file" and p.path and os.path.lexists(root / p.path):
+                        moved.append(str(store.move_aside(aip.object_path, p.path)))
+                        _prune_empty_folders(root, p.path)
+        except StorageError as exc:  # this copy stays damaged; the check goes on and its findings are kept
+            open_incident(s, now, severity="major", kind="repair-failed", aip=aip, location=name,
+                          summary=f"repair of {aip.identifier} in {name} failed: {exc}")
+            continue
         for path in restored:
             units[path].last_checked_at, units[path].last_ok = now, True
         replica.state, replica.last_verified_at, replica.last_verified_ok = str(ReplicaState.OK), now, True
