@@ -202,6 +202,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
     total = sum(u[2] for u in units)
     throttle = Throttle(policy.max_bytes_per_s, monotonic or time.monotonic, sleep or time.sleep)
     done = 0
+    this_run: list[tuple[Check, tuple[Any, ...]]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for chunk in _chunks(units):
             checks = list(pool.map(
@@ -221,6 +222,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
                 a.files_checked += len(chunk)
                 a.bytes_checked += sum(u[2] for u in chunk)
                 a.failures += sum(1 for c in checks if c.outcome != "pass")
+            this_run.extend(zip(checks, chunk))
             done += sum(u[2] for u in chunk)
             if progress:
                 progress("audit", done, total)
@@ -229,10 +231,24 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
         _finish(sessions, audit, clock(), new_id, result)
     else:
         with sessions() as s:
-            if not _pending(s, audit, 1):
-                _finish(sessions, audit, clock(), new_id, result)
-            else:
-                _summarize(s, audit, result)
+            finished = not _pending(s, audit, 1)
+        if finished:
+            _finish(sessions, audit, clock(), new_id, result)
+        else:  # a batch of a longer audit: report what this run checked
+            bad_ids = [c.unit_id for c, _ in this_run if c.outcome != "pass"]
+            with sessions() as s:
+                aip_of = dict(s.execute(
+                    select(m.StoredFile.id, m.Aip.identifier).join(m.Replica, m.StoredFile.replica_id == m.Replica.id)
+                    .join(m.Aip, m.Replica.aip_id == m.Aip.id).where(m.StoredFile.id.in_(bad_ids))).all()) \
+                    if bad_ids else {}
+            for c, u in this_run:
+                result.files += 1
+                result.bytes += u[2]
+                if c.outcome == "pass":
+                    result.passed += 1
+                else:
+                    result.failed.append({"aip_id": aip_of.get(c.unit_id, "?"), "location": u[4],
+                                          "path": u[1], "outcome": c.outcome, "detail": c.detail})
     return result
 
 

@@ -6,6 +6,7 @@ They are sent after the catalog transaction that opened the incident commits (``
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import smtplib
@@ -101,7 +102,7 @@ def send_alerts(alerts: list[dict[str, Any]], settings: AlertSettings | None) ->
                                              headers={"Content-Type": "application/json"}, method="POST")
                 with urllib.request.urlopen(req, timeout=settings.timeout) as resp:  # noqa: S310 - configured URL
                     resp.read()
-            except OSError as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # unreachable, bad URL, not HTTP
                 failures.append(f"webhook: {exc}")
                 log.error("alert webhook for incident %s failed: %s", alert["incident"], exc)
     return failures
