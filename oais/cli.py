@@ -45,8 +45,9 @@ class ProgressBar:
         if not self.enabled:
             return
         now = time.monotonic()
-        if step != self.step:
-            self.step, self.start = step, now
+        key = step.split(" ", 1)[0]  # "audit 12/40 files": the step is "audit", the rest is a note
+        if key != self.step:
+            self.step, self.start = key, now
         if now - self.last < 0.1 and done < total:
             return
         self.last = now
@@ -54,7 +55,7 @@ class ProgressBar:
         rate = done / max(now - self.start, 1e-6)
         eta = (total - done) / rate if rate > 0 else 0
         bar = "#" * int(frac * 30)
-        self.stream.write(f"\r{step:>7} [{bar:<30}] {frac:6.1%} {_human(done)}/{_human(total)} "
+        self.stream.write(f"\r{step} [{bar:<30}] {frac:6.1%} {_human(done)}/{_human(total)} "
                           f"{_human(rate)}/s ETA {eta:4.0f}s")
         if done >= total:
             self.stream.write("\n")

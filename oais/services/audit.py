@@ -225,7 +225,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
             this_run.extend(zip(checks, chunk))
             done += sum(u[2] for u in chunk)
             if progress:
-                progress("audit", done, total)
+                progress(f"audit {len(this_run)}/{len(units)} files", done, total)
     _flag_failures(sessions, audit, clock(), result, [u[0] for u in units])
     if limit_files is None and limit_bytes is None:
         _finish(sessions, audit, clock(), new_id, result)
