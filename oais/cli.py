@@ -512,6 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     agsub.add_parser("list", parents=[common], help="list agreements and their versions")
     p.set_defaults(func=cmd_agreement)
 
+    from oais.cli_access import add_parsers as add_access_parsers
+    from oais.cli_orders import add_parsers as add_order_parsers
+
+    add_access_parsers(sub, common)
+    add_order_parsers(sub, common)
+
     p = sub.add_parser("aip", parents=[common], help="look at the AIPs held")
     aipsub = p.add_subparsers(dest="aip_command", metavar="ACTION", required=True)
     aipsub.add_parser("list", parents=[common], help="list every AIP")

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -189,7 +190,7 @@ class File(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     sha512: Mapped[str] = mapped_column(String(128))
-    puid: Mapped[str | None] = mapped_column(String(50))
+    puid: Mapped[str | None] = mapped_column(String(50), index=True)
     mime: Mapped[str | None] = mapped_column(String(100))
     format_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))  # original, normalized, metadata, submission
@@ -209,18 +210,18 @@ class FitsHeader(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), unique=True)
-    telescope: Mapped[str | None] = mapped_column(String(100))
-    instrument: Mapped[str | None] = mapped_column(String(100))
+    telescope: Mapped[str | None] = mapped_column(String(100), index=True)
+    instrument: Mapped[str | None] = mapped_column(String(100), index=True)
     detector: Mapped[str | None] = mapped_column(String(100))
-    wavelength: Mapped[float | None] = mapped_column(Float)
+    wavelength: Mapped[float | None] = mapped_column(Float, index=True)
     wave_unit: Mapped[str | None] = mapped_column(String(30))
     exptime: Mapped[float | None] = mapped_column(Float)
     object: Mapped[str | None] = mapped_column(String(200))
     level: Mapped[str | None] = mapped_column(String(30))
     date_obs: Mapped[str | None] = mapped_column(String(40))
     date_end: Mapped[str | None] = mapped_column(String(40))
-    obs_start: Mapped[datetime | None]
-    obs_end: Mapped[datetime | None]
+    obs_start: Mapped[datetime | None] = mapped_column(index=True)
+    obs_end: Mapped[datetime | None] = mapped_column(index=True)
     keywords: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     file: Mapped[File] = relationship()
@@ -378,3 +379,27 @@ class EventAgent(Base):
     role: Mapped[str] = mapped_column(String(3), primary_key=True)  # exe, imp, aut, val
 
     agent: Mapped[Agent] = relationship()
+
+
+class AccessRule(Base):
+    """An embargo or a restriction on one dataset or one AIP (exactly one of the two is set).
+
+    ``embargo_until`` set: before that time only ``users``/``groups`` (if any) see the holdings, from
+    it on everyone does (evaluated against the current time: no manual step). ``embargo_until`` unset:
+    a restriction, only ``users``/``groups``, always. See ``oais.services.access``.
+    """
+
+    __tablename__ = "access_rules"
+    __table_args__ = (CheckConstraint("(dataset_id IS NULL) <> (aip_id IS NULL)", name="one_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), unique=True)
+    aip_id: Mapped[int | None] = mapped_column(ForeignKey("aips.id"), unique=True)
+    embargo_until: Mapped[datetime | None]
+    users: Mapped[list[str]] = mapped_column(JSON)
+    groups: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+
+    dataset: Mapped[Dataset | None] = relationship()
+    aip: Mapped[Aip | None] = relationship()
