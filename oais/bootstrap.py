@@ -92,6 +92,20 @@ class Archive:
         return IncidentAlerts(smtp_host=a.smtp_host, smtp_port=a.smtp_port, mail_from=a.mail_from,
                               mail_to=a.mail_to, webhook_url=a.webhook_url)
 
+    def order_settings(self) -> OrderSettings:
+        from datetime import timedelta
+
+        from oais.services.orders import OrderSettings
+
+        a = self.settings.access
+        return OrderSettings(quota_bytes=int(a.quota_gb * 1e9), expiry=timedelta(days=a.expiry_days),
+                             claim=timedelta(seconds=a.claim_seconds), citation=a.citation,
+                             acknowledgement=a.acknowledgement)
+
+    @property
+    def dips(self) -> Path:
+        return self.settings.home / "dips"
+
     def required_locations(self) -> list[str]:
         return [loc.name for loc in self.settings.locations][: self.settings.copies_required]
 

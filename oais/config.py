@@ -65,6 +65,15 @@ class IntakeLimits:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    quota_gb: float = 50.0  # per user, over orders queued, running or ready
+    expiry_days: float = 14.0  # a ready DIP is removed after this
+    citation: str = ""
+    acknowledgement: str = ""
+    claim_seconds: float = 600.0  # a worker's hold on an order; a killed worker's order is retried after it
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     catalog_url: str
@@ -77,6 +86,7 @@ class Settings:
     limits: IntakeLimits = IntakeLimits()
     audit: AuditSettings = AuditSettings()
     alerts: AlertSettings = AlertSettings()
+    access: AccessSettings = AccessSettings()
     drop_folder: Path | None = None
     drop_folder_dataset: str | None = None
     source: Path | None = field(default=None, compare=False)
@@ -154,6 +164,15 @@ replica_check_hours = 24
 # mail_to = ["archivist@example.org"]
 # webhook_url = "http://localhost:9000/hooks/oais"
 
+[access]
+# Per-user quota over active DIP orders, and how long a ready DIP is kept.
+quota_gb = 50
+expiry_days = 14
+# A worker's hold on an order it renders; if the worker dies, another takes the order after this.
+claim_seconds = 600
+citation = "IDOC (Integrated Data and Operation Centre), IAS, CNRS / Université Paris-Saclay"
+acknowledgement = "Data provided by IDOC."
+
 [scheduler]
 # drop_folder = "/data/drop"
 # drop_folder_dataset = "soho-eit"
@@ -183,7 +202,7 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
     """Validate a parsed TOML document; every error names ``source`` and the key."""
     env = os.environ if environ is None else environ
     try:
-        known = {"catalog", "storage", "paths", "limits", "audit", "alerts", "scheduler"}
+        known = {"catalog", "storage", "paths", "limits", "audit", "alerts", "scheduler", "access"}
         unknown = sorted(set(doc) - known)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown section (expected one of {sorted(known)})")
@@ -271,6 +290,18 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
                                smtp_port=_get(al, "smtp_port", "alerts", int, 25),
                                mail_from=_get(al, "mail_from", "alerts", str, "oais-archive@localhost"),
                                mail_to=tuple(mail_to), webhook_url=_get(al, "webhook_url", "alerts", str, None))
+        ac = _table(doc, "access", "")
+        quota = ac.get("quota_gb", 50)
+        expiry = ac.get("expiry_days", 14)
+        for key, value in (("quota_gb", quota), ("expiry_days", expiry)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"access.{key}: must be a number > 0, got {value!r}")
+        claim = ac.get("claim_seconds", 600)
+        if isinstance(claim, bool) or not isinstance(claim, (int, float)) or claim <= 0:
+            raise ConfigError(f"access.claim_seconds: must be a number > 0, got {claim!r}")
+        access = AccessSettings(quota_gb=float(quota), expiry_days=float(expiry), claim_seconds=float(claim),
+                                citation=_get(ac, "citation", "access", str, ""),
+                                acknowledgement=_get(ac, "acknowledgement", "access", str, ""))
         sc = _table(doc, "scheduler", "")
         drop = _get(sc, "drop_folder", "scheduler", str, None)
         drop_dataset = _get(sc, "drop_folder_dataset", "scheduler", str, None)
@@ -279,7 +310,7 @@ def parse_settings(doc: dict[str, Any], home: Path, *, source: str = CONFIG_NAME
     return Settings(home=home, catalog_url=url, locations=tuple(locations), copies_required=copies,
                     staging=staging, quarantine=quarantine, fsync=fsync, quarantine_retention_days=retention,
                     limits=limits, audit=audit, alerts=alerts, drop_folder=rel(drop) if drop else None,
-                    drop_folder_dataset=drop_dataset)
+                    drop_folder_dataset=drop_dataset, access=access)
 
 
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
