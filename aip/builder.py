@@ -73,7 +73,14 @@ class BuiltAip:
         return sorted((*self.description.files, *self.metadata_files), key=lambda f: f.path)
 
     def content_path(self, logical_path: str) -> str:
-        return ocfl.content_path_for(self.plan.inventory, logical_path)
+        """Where ``logical_path`` is stored in the object (the state is indexed once, not per call)."""
+        index = self.__dict__.get("_content_paths")
+        if index is None:
+            manifest = self.plan.inventory["manifest"]
+            state = ocfl.logical_state(self.plan.inventory)
+            index = {path: sorted(manifest[digest])[0] for path, digest in state.items()}
+            self.__dict__["_content_paths"] = index
+        return index[logical_path]
 
     def entries(self) -> Iterator[Entry]:
         """Every file of the object, content first, root inventory sidecar last."""
