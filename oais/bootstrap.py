@@ -9,7 +9,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oais.config import CONFIG_NAME, ConfigError, Settings, default_config_text, load_settings, resolve_home
+from oais.config import (
+    CONFIG_NAME,
+    AlertSettings,
+    ConfigError,
+    Settings,
+    default_config_text,
+    load_settings,
+    resolve_home,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -18,7 +26,6 @@ if TYPE_CHECKING:
     from oais.services.ingest import IngestContext, ProgressFn
     from oais.storage.local import LocalStorage
     from oais.services.audit import AuditPolicy
-    from oais.services.incidents import AlertSettings as IncidentAlerts
     from sip.receive import Limits
 
 
@@ -85,12 +92,8 @@ class Archive:
         return AuditPolicy(cycle=timedelta(days=cycle), batch_files=a.batch_files,
                            batch_bytes=int(a.batch_gb * 1e9), max_bytes_per_s=rate * 1e6 if rate else None)
 
-    def alert_settings(self) -> IncidentAlerts:
-        from oais.services.incidents import AlertSettings as IncidentAlerts
-
-        a = self.settings.alerts
-        return IncidentAlerts(smtp_host=a.smtp_host, smtp_port=a.smtp_port, mail_from=a.mail_from,
-                              mail_to=a.mail_to, webhook_url=a.webhook_url)
+    def alert_settings(self) -> AlertSettings:
+        return self.settings.alerts
 
     def order_settings(self) -> OrderSettings:
         from datetime import timedelta

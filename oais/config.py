@@ -53,6 +53,7 @@ class AlertSettings:
     mail_from: str = "oais-archive@localhost"
     mail_to: tuple[str, ...] = ()
     webhook_url: str | None = None
+    timeout: float = 10.0  # seconds per SMTP or webhook attempt
 
 
 @dataclass(frozen=True)

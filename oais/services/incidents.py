@@ -11,7 +11,6 @@ import json
 import logging
 import smtplib
 import urllib.request
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
@@ -20,18 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oais.catalog import models as m
+from oais.config import AlertSettings
 
 log = logging.getLogger("oais.incidents")
 
-
-@dataclass(frozen=True)
-class AlertSettings:
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    mail_from: str = "oais-archive@localhost"
-    mail_to: tuple[str, ...] = ()
-    webhook_url: str | None = None
-    timeout: float = 10.0
+__all__ = ["AlertSettings", "open_incident", "add_to_timeline", "pending_alerts", "send_alerts",
+           "list_incidents"]
 
 
 def _iso(t: datetime) -> str:
