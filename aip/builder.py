@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aip import ocfl
 from aip.mets import build_mets
@@ -58,7 +59,7 @@ class BuiltAip:
     def inventory_sha512(self) -> str:
         return hashlib.sha512(self.plan.inventory_json).hexdigest()
 
-    def fits_headers(self) -> dict[str, dict]:  # type: ignore[type-arg]
+    def fits_headers(self) -> dict[str, dict[str, Any]]:
         """Logical path -> extracted FITS header keywords (from the descriptive metadata document)."""
         import json
 

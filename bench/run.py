@@ -271,7 +271,8 @@ def phase_ingest(b: Bench, kind: str) -> None:
                 bagit.make_bag(str(bag), checksums=["sha512"], processes=2)
                 ref = bagit_contender(b, bag)
             alternate(b.runs, [audit, ref], label=f"audit {kind}")
-            b.emit(audit_name, _ratio(audit, ref),  # type: ignore[arg-type]
+            assert audit_name is not None  # want_audit implies it
+            b.emit(audit_name, _ratio(audit, ref),
                    f"{METRICS[audit_name][1]}; {_times(audit, ref, b, what + ', one replica, page cache warm')}",
                    ours_s=audit.seconds, ref_s=ref.seconds)
     except Exception as exc:  # noqa: BLE001 - one failed phase must not hide the others

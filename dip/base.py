@@ -8,6 +8,7 @@ of every parameter with its default filled in (what provenance records); ``rende
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import os
 import re
@@ -55,8 +56,8 @@ class RenderContext:
         return Path(name)
 
 
-class Transform:
-    """Base class of the registered renderers."""
+class Transform(abc.ABC):
+    """Base class of the registered renderers (each implements ``_render``)."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
@@ -116,8 +117,9 @@ class Transform:
         ctx = RenderContext(self.name, folder or self.name, workdir, notes if notes is not None else [])
         return self._render(list(inputs), values, ctx)
 
+    @abc.abstractmethod
     def _render(self, inputs: list[DipInput], values: dict[str, Any], ctx: RenderContext) -> list[OutputFile]:
-        raise NotImplementedError
+        """The transform's own work on validated parameters."""
 
 
 # ---------------------------------------------------------------------- parsers

@@ -110,18 +110,22 @@ def verify_input(inp: DipInput) -> None:
 
 
 def render_order(inputs: Sequence[DipInput], transforms: Sequence[TransformSpec], *, order_id: str,
-                 created: datetime, citation: Mapping[str, str], dest: Path) -> RenderResult:
+                 created: datetime, citation: Mapping[str, str], dest: Path,
+                 inputs_verified: bool = False) -> RenderResult:
     """Render ``inputs`` with ``transforms`` (``original`` when none) into the DIP zip ``dest``.
 
     ``citation`` holds the texts a user must cite and acknowledge (e.g. ``{"citation": ..., "acknowledgement":
     ...}``); they go to README.txt and provenance.json. Raises ``TransformError`` (a bad specification,
     before anything is read), ``InputFixityError`` (a source copy is not the archived file) or ``DipError``.
+    ``inputs_verified``: the caller has just checked every source's sha512 (the order worker does, when
+    it picks the replica to read), so the inputs are not hashed a second time before rendering; originals
+    are still checked while they are copied into the zip.
     """
     plan = plan_transforms(list(transforms))
     ordered = check_inputs(inputs)
     if created.tzinfo is None:
         raise DipError("created must be timezone-aware")
-    if any(p.spec.name != DEFAULT_TRANSFORM for p in plan):
+    if not inputs_verified and any(p.spec.name != DEFAULT_TRANSFORM for p in plan):
         for inp in ordered:
             verify_input(inp)
     dest = Path(dest)

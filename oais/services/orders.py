@@ -205,7 +205,7 @@ def process(sessions: sessionmaker[Session], order_id: str, worker: str, *, loca
             work_dir.mkdir(parents=True)
             rendered = render_order(inputs, [parse_transform(t) for t in order.request["transforms"]],
                                     order_id=_safe(order.identifier), created=order.created_at, citation=citation,
-                                    dest=work_dir / f"{_safe(order.identifier)}.zip")
+                                    dest=work_dir / f"{_safe(order.identifier)}.zip", inputs_verified=True)
             final = dips / rendered.zip_path.name
             os.replace(rendered.zip_path, final)
             shutil.rmtree(work_dir, ignore_errors=True)
