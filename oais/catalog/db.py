@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -61,18 +62,29 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    """The catalog's revision (the row Alembic keeps in ``alembic_version``); None for an empty catalog.
 
+    Read with one query, without importing Alembic (a third of a second at every command's start).
+    """
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*['\"]([^'\"]*)['\"]", re.MULTILINE)
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    from oais.catalog.db import alembic_config as _cfg  # noqa: PLW0406 - same module, explicit
-
-    script = ScriptDirectory.from_config(_cfg(create_engine("sqlite://")))
-    head = script.get_current_head()
-    assert head is not None
-    return head
+    """The newest revision in ``migrations/versions``: the one no other revision names as its
+    ``down_revision``. Read from the scripts' text, without importing Alembic; the test suite checks
+    it against Alembic's own ``ScriptDirectory.get_current_head()``."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        for down, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            (parents if down else revisions).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations/versions has {len(heads)} heads ({sorted(heads)}), not one")
+    return heads.pop()

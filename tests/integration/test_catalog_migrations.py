@@ -70,3 +70,22 @@ def test_difference_is_detected(url: str) -> None:
         assert [d[0] for d in diff] == ["add_table"]
     finally:
         engine.dispose()
+
+
+def test_revisions_read_without_alembic_agree_with_alembic(url: str) -> None:
+    """``head_revision``/``current_revision`` skip importing Alembic at start-up; they must say what
+    Alembic itself says, before and after an upgrade."""
+    from alembic.script import ScriptDirectory
+
+    engine = db.make_engine(url)
+    try:
+        assert db.head_revision() == ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head()
+        for step in ("none", "0001", "head"):
+            if step != "none":
+                db.upgrade(engine, step)
+            with engine.connect() as conn:
+                assert db.current_revision(engine) == MigrationContext.configure(conn).get_current_revision()
+        assert db.current_revision(engine) == db.head_revision()
+    finally:
+        db.downgrade(engine, "base")
+        engine.dispose()
