@@ -6,10 +6,12 @@ one is missing, the test is skipped with the reason printed, except under ``CI=t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,9 +87,9 @@ def archive(home: Path) -> Iterator[object]:
     a.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on the real server, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the real server (its URL), dropped afterwards."""
     from sqlalchemy import create_engine, text
 
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -105,6 +107,13 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the real server, dropped afterwards."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 def tree_snapshot(root: Path) -> dict[str, tuple[str, int, int, int]]:
@@ -132,3 +141,16 @@ def ocfl_py_errors(object_root: Path) -> tuple[int, int, str]:
     v = Validator(log_warnings=True, check_digests=True)
     v.validate_object(str(object_root))
     return v.log.num_errors, v.log.num_warnings, v.status_str()
+
+
+class Tick:
+    """A clock that moves one second per reading: every step of a test has its own time."""
+
+    def __init__(self) -> None:
+        from oais.bootstrap import utc_now
+
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now

@@ -181,6 +181,8 @@ class File(Base):
     __table_args__ = (
         UniqueConstraint("version_id", "path"),
         Index("ix_files_sha256", "sha256"),
+        # a search's totals read what they need of each matching file here, not in the wide table rows
+        Index("ix_files_search_totals", "id", "version_id", "role", "size", "puid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -207,11 +209,16 @@ class FitsHeader(Base):
     """
 
     __tablename__ = "fits_headers"
+    __table_args__ = (
+        # instrument and wavelength, in observation order: a page of a search is read in index order
+        # and stops at its limit; with file_id, the totals never read the wide header rows
+        Index("ix_fits_headers_search", "instrument", "wavelength", "obs_start", "file_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), unique=True)
     telescope: Mapped[str | None] = mapped_column(String(100), index=True)
-    instrument: Mapped[str | None] = mapped_column(String(100), index=True)
+    instrument: Mapped[str | None] = mapped_column(String(100))  # indexed by ix_fits_headers_search
     detector: Mapped[str | None] = mapped_column(String(100))
     wavelength: Mapped[float | None] = mapped_column(Float, index=True)
     wave_unit: Mapped[str | None] = mapped_column(String(30))
@@ -247,6 +254,8 @@ class StoredFile(Base):
     """One file of one AIP's OCFL object in one replica: the unit of the rolling fixity audit.
 
     Covers content files and the object's own files (declaration, inventories and sidecars).
+    ``sha256`` is the digest the audit verifies (with the size); rows written before revision 0007
+    have none (NULL) and are verified by their ``sha512``, which every row keeps.
     ``last_ok`` is True (matched), False (did not match or missing) or None (never checked, or could
     not be read: "could not check" is never a pass).
     """
@@ -262,6 +271,7 @@ class StoredFile(Base):
     path: Mapped[str] = mapped_column(Text)  # relative to the object root
     size: Mapped[int] = mapped_column(BigInteger)
     sha512: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str | None] = mapped_column(String(64))  # None: a row from before revision 0007
     last_checked_at: Mapped[datetime | None]
     last_ok: Mapped[bool | None] = mapped_column(Boolean)
 
@@ -269,16 +279,26 @@ class StoredFile(Base):
 
 
 class FixityCheck(Base):
-    """One check of one stored file (append-only): when, outcome, digest found."""
+    """One check of one stored file (append-only): when, outcome, digest found.
+
+    The digest found is in the column of the algorithm checked: ``sha256_found`` when the stored file
+    has a sha256, else ``sha512_found`` (rows from before revision 0007); the other one is NULL, and
+    both are NULL when the file could not be read.
+    """
 
     __tablename__ = "fixity_checks"
+    __table_args__ = (
+        # "has this audit checked this file?" (resuming an audit) is one probe of this index
+        Index("ix_fixity_checks_unit_audit", "stored_file_id", "audit_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stored_file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), index=True)
+    stored_file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"))  # ix_fixity_checks_unit_audit
     audit_id: Mapped[str] = mapped_column(String(100), index=True)
     checked_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(10))  # pass, fail, missing, error
     sha512_found: Mapped[str | None] = mapped_column(String(128))
+    sha256_found: Mapped[str | None] = mapped_column(String(64))
     size_found: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[str | None] = mapped_column(Text)
 

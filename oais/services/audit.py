@@ -4,12 +4,24 @@ Units are ``stored_files`` rows (one file of one AIP's OCFL object in one replic
 scope (``all``, ``aip:<id>``, ``location:<name>``, or ``due:<location>`` for the scheduler's rolling
 batches); an unfinished audit of the same scope is resumed: its remaining units are those not checked
 in its scope that it has no recorded check of, so a killed audit neither skips nor double-counts a file. Results are committed in
-chunks; each check records when, the outcome (``pass``, ``fail``, ``missing``, ``error``) and the
+batches; each check records when, the outcome (``pass``, ``fail``, ``missing``, ``error``) and the
 digest found. "Could not read" is an error, never a pass. At the end, one PREMIS fixity-check event
 per AIP replica, the replica's state, and an incident for every damaged replica.
 
-Hashing streams each file through a 1 MiB buffer (memory independent of file size) on two threads
-(hashlib releases the GIL), throttled to the location's MB/s cap.
+What is checked: the size and the **sha256** of a unit that has one in the catalog; the size and the
+sha512 of a unit catalogued before revision 0007 (``stored_files.sha256`` NULL). The digest found is
+recorded in ``fixity_checks.sha256_found`` or ``sha512_found`` accordingly, and every message names
+the algorithm used.
+
+How: the units are read from the catalog in one query (:func:`_pending`); two threads hash them
+(hashlib and ``os.readv`` release the GIL), each file streamed through one reused 64 KiB buffer per
+thread (memory independent of file size; a buffer that stays in the CPU cache reads and hashes
+faster than a larger one), throttled to the location's MB/s cap. Files are handed to the threads in
+small tasks, several tasks ahead, so hashing goes on while the main thread records the results of
+the previous ones: one transaction per batch (:data:`FLUSH_SECONDS` of work or :data:`FLUSH_FILES`
+files at most) of a few set-based statements (:func:`_record`), never one statement per file. A
+batch is committed whole or not at all, so a killed audit redoes at most the files of its last
+uncommitted batch.
 """
 
 from __future__ import annotations
@@ -19,24 +31,33 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from oais.catalog import models as m
 from oais.catalog import repository as repo
 from oais.domain import premis
 from oais.domain.package import ReplicaState
 
-BUFFER = 1 << 20
-CHUNK_FILES = 64
-CHUNK_BYTES = 1 << 30
+BUFFER = 64 << 10
+TASK_FILES = 32  # files per hashing task: amortizes the hand-over cost on small files ...
+TASK_BYTES = 4 << 20  # ... without making a task of several large files
+TASKS_AHEAD = 256  # tasks queued for the threads: they keep hashing while a batch is recorded
+FLUSH_FILES = 4096  # results per catalog transaction at most ...
+FLUSH_SECONDS = 0.5  # ... and a transaction at least this often while results come in
+IN_CHUNK = 500  # ids per IN (...) list: far below the bound-parameter limits of SQLite and PostgreSQL
+
+_local = threading.local()
+_HASHES: dict[str, Callable[[], Any]] = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # a FIFO left in a replica must not block the open
 
 
 @dataclass(frozen=True)
@@ -70,52 +91,90 @@ class Throttle:
             self.sleep(ahead)
 
 
-@dataclass
+class ReplicaRef(NamedTuple):
+    """Where the units of one AIP replica are."""
+
+    id: int
+    location: str
+    object_path: str
+    aip_id: str  # the AIP's identifier
+
+
+class Unit(NamedTuple):
+    """One stored file to check, as :func:`_pending` reads it from the catalog."""
+
+    id: int
+    path: str  # relative to the object root
+    size: int
+    sha256: str | None  # None: catalogued before revision 0007, checked by its sha512
+    sha512: str | None  # read only for a unit without sha256
+    replica: ReplicaRef
+
+
+@dataclass(slots=True)
 class Check:
+    """The result of checking one unit. ``digest`` is the ``algorithm`` digest found (None when unread)."""
+
     unit_id: int
     outcome: str  # pass, fail, missing, error
+    algorithm: str  # sha256, or sha512 for a unit without a catalogued sha256
     size: int | None = None
-    sha512: str | None = None
+    digest: str | None = None
     detail: str | None = None
 
 
-def hash_file(path: Path, throttle: Throttle) -> tuple[int, str]:
-    h = hashlib.sha512()
-    buf = bytearray(BUFFER)
-    view = memoryview(buf)
+def _buffer() -> memoryview:
+    """This thread's read buffer (allocated once per thread, not once per file)."""
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(BUFFER))
+    return view
+
+
+def hash_file(path: str | os.PathLike[str], throttle: Throttle, algorithm: str = "sha512") -> tuple[int, str]:
+    """``(size, hex digest)`` of the regular file at ``path`` (``algorithm``: sha256 or sha512), read
+    through this thread's 64 KiB buffer up to its end (a short read is the end of a regular file).
+
+    Raises ``OSError`` when it cannot be read, or is not a regular file (a directory, a FIFO, ...).
+    """
+    h = _HASHES[algorithm]()
+    view = _buffer()
+    full = len(view)
+    consume = throttle.consume if throttle.rate else None
     size = 0
-    # O_NONBLOCK: opening a FIFO left in a replica must not wait for a writer; only regular files are read
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(path, _O_RDONLY)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
                           "a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file", str(path))
-        f = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-    with f:
-        while n := f.readinto(buf):
+        while n := os.readv(fd, (view,)):
             h.update(view[:n])
             size += n
-            throttle.consume(n)
+            if consume:
+                consume(n)
+            if n < full:
+                break
+    finally:
+        os.close(fd)
     return size, h.hexdigest()
 
 
-def check_unit(object_dir: Path, unit: m.StoredFile | tuple[int, str, int, str], throttle: Throttle) -> Check:
-    uid, path, size, sha512 = unit if isinstance(unit, tuple) else (unit.id, unit.path, unit.size, unit.sha512)
-    target = object_dir / path
+def check_unit(object_dir: str, unit: Unit, throttle: Throttle) -> Check:
+    """Size and digest (sha256 when catalogued, else sha512) of ``unit`` in ``object_dir`` against the catalog."""
+    algorithm, expected = ("sha256", unit.sha256) if unit.sha256 else ("sha512", unit.sha512 or "")
+    path = unit.path
     try:
-        found_size, found = hash_file(target, throttle)
+        found_size, found = hash_file(f"{object_dir}/{path}", throttle, algorithm)
     except FileNotFoundError:
-        return Check(uid, "missing", detail=f"{path}: not found in the replica")
+        return Check(unit.id, "missing", algorithm, detail=f"{path}: not found in the replica")
     except OSError as exc:
-        return Check(uid, "error", detail=f"{path}: could not read: {exc.strerror or exc}")
-    if found == sha512 and found_size == size:
-        return Check(uid, "pass", found_size, found)
-    return Check(uid, "fail", found_size, found,
-                 f"{path}: {found_size} bytes, sha512 {found[:16]}…; expected {size} bytes, sha512 {sha512[:16]}…")
+        return Check(unit.id, "error", algorithm, detail=f"{path}: could not read: {exc.strerror or exc}")
+    if found == expected and found_size == unit.size:
+        return Check(unit.id, "pass", algorithm, found_size, found)
+    return Check(unit.id, "fail", algorithm, found_size, found,
+                 f"{path}: {found_size} bytes, {algorithm} {found[:16]}…; "
+                 f"expected {unit.size} bytes, {algorithm} {expected[:16]}…")
 
 
 @dataclass
@@ -150,28 +209,37 @@ def _scope_filter(scope: str) -> Any:
 
 
 def _pending(s: Session, audit: m.Audit, limit_files: int | None = None, limit_bytes: int | None = None
-             ) -> list[tuple[int, str, int, str, str, str]]:
+             ) -> list[Unit]:
     """Units in the audit's scope it has not checked yet (no check recorded under its id), oldest-verified
-    first, within the caps. Checks are committed with their audit id, so a resumed audit is exact."""
-    checked = select(m.FixityCheck.id).where(m.FixityCheck.stored_file_id == m.StoredFile.id,
+    first, within the caps. Checks are committed with their audit id, so a resumed audit is exact.
+
+    The rows are kept narrow (the replica's location and paths are read once per replica, the sha512
+    only where there is no sha256): their sort and their conversion are most of this query's cost."""
+    sf = m.StoredFile
+    checked = select(m.FixityCheck.id).where(m.FixityCheck.stored_file_id == sf.id,
                                              m.FixityCheck.audit_id == audit.identifier).exists()
-    q = (select(m.StoredFile.id, m.StoredFile.path, m.StoredFile.size, m.StoredFile.sha512, m.Replica.location,
-                m.Aip.object_path)
-         .join(m.Replica, m.StoredFile.replica_id == m.Replica.id).join(m.Aip, m.Replica.aip_id == m.Aip.id)
+    q = (select(sf.id, sf.path, sf.size, sf.sha256, case((sf.sha256.is_(None), sf.sha512)), sf.replica_id)
+         .join(m.Replica, sf.replica_id == m.Replica.id)
          .where(~checked)
-         .order_by(m.StoredFile.last_checked_at.is_not(None), m.StoredFile.last_checked_at, m.StoredFile.id))
+         .order_by(sf.last_checked_at.is_not(None), sf.last_checked_at, sf.id))
     where = _scope_filter(audit.scope)
     if where is not None:
-        q = q.where(where)
-    out, total = [], 0
-    for row in s.execute(q):
-        if limit_files is not None and len(out) >= limit_files:
+        q = q.join(m.Aip, m.Replica.aip_id == m.Aip.id).where(where)
+    if limit_files is not None:
+        q = q.limit(limit_files)
+    rows: list[Any] = []
+    total = 0
+    for row in s.connection().execute(q).all():  # Core rows, fetched at once: no ORM loading
+        if limit_bytes is not None and rows and total + row[2] > limit_bytes:
             break
-        if limit_bytes is not None and out and total + row.size > limit_bytes:
-            break
-        out.append(tuple(row))
-        total += row.size
-    return out  # type: ignore[return-value]
+        rows.append(row)
+        total += row[2]
+    replicas: dict[int, ReplicaRef] = {}
+    for chunk in _in_chunks(sorted({row[5] for row in rows})):
+        replicas.update((r[0], ReplicaRef(*r)) for r in s.execute(
+            select(m.Replica.id, m.Replica.location, m.Aip.object_path, m.Aip.identifier)
+            .join(m.Aip, m.Replica.aip_id == m.Aip.id).where(m.Replica.id.in_(chunk))))
+    return [Unit(uid, path, size, sha256, sha512, replicas[rid]) for uid, path, size, sha256, sha512, rid in rows]
 
 
 def start_or_resume(sessions: sessionmaker[Session], scope: str, now: datetime, new_id: Callable[[], str]
@@ -187,46 +255,136 @@ def start_or_resume(sessions: sessionmaker[Session], scope: str, now: datetime, 
     return audit, False
 
 
+def _tasks(units: Sequence[Unit]) -> Iterator[list[Unit]]:
+    """The units in order, cut into hashing tasks of at most TASK_FILES files and about TASK_BYTES."""
+    task: list[Unit] = []
+    size = 0
+    for u in units:
+        if task and (len(task) >= TASK_FILES or size + u.size > TASK_BYTES):
+            yield task
+            task, size = [], 0
+        task.append(u)
+        size += u.size
+    if task:
+        yield task
+
+
+def _check_task(task: list[Unit], dirs: dict[int, str], throttle: Throttle) -> list[Check]:
+    return [check_unit(dirs[u.replica.id], u, throttle) for u in task]
+
+
+def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[str, Any], throttle: Throttle,
+             wait: float | None) -> Iterator[list[tuple[Check, Unit]] | None]:
+    """The checks of ``units`` in their order, a task's worth at a time, hashed TASKS_AHEAD tasks ahead.
+
+    Yields ``None`` when nothing more was ready within ``wait`` seconds (so that the caller may record
+    what it holds); cancels what was not started when the caller stops early.
+    """
+    dirs = {r.id: os.fspath(locations[r.location].object_dir(r.object_path)) for r in {u.replica for u in units}}
+    tasks = _tasks(units)
+    ahead: deque[tuple[Future[list[Check]], list[Unit]]] = deque()
+
+    def top_up() -> None:
+        while len(ahead) < TASKS_AHEAD and (task := next(tasks, None)) is not None:
+            ahead.append((pool.submit(_check_task, task, dirs, throttle), task))
+
+    top_up()
+    try:
+        while ahead:
+            future, task = ahead[0]
+            try:
+                checks = future.result(timeout=wait)
+            except TimeoutError:
+                yield None
+                continue
+            ahead.popleft()
+            top_up()
+            yield list(zip(checks, task))
+    finally:
+        for future, _task in ahead:
+            future.cancel()
+
+
+def _last_ok(outcome: str) -> bool | None:
+    return True if outcome == "pass" else (None if outcome == "error" else False)
+
+
+def _record(sessions: sessionmaker[Session], audit: m.Audit, batch: Sequence[tuple[Check, Unit]],
+            now: datetime) -> None:
+    """One transaction: the units' last check, their ``fixity_checks`` rows and the audit's counters.
+
+    Set-based, a few statements per batch: the units are updated by outcome (``WHERE id IN``); a
+    check that passed found exactly the size and digest the catalog holds, so its row is copied from
+    ``stored_files`` by ``INSERT ... SELECT``; the other checks are inserted with ``executemany``.
+    """
+    tables = m.Base.metadata.tables
+    units, checks, audits = tables["stored_files"], tables["fixity_checks"], tables["audits"]
+    by_last_ok: dict[bool | None, list[int]] = {}
+    for c, _u in batch:
+        by_last_ok.setdefault(_last_ok(c.outcome), []).append(c.unit_id)
+    with sessions.begin() as s:
+        for last_ok, ids in by_last_ok.items():
+            for chunk in _in_chunks(ids):
+                s.execute(update(units).where(units.c.id.in_(chunk)).values(last_checked_at=now, last_ok=last_ok))
+        for chunk in _in_chunks(c.unit_id for c, _u in batch if c.outcome == "pass"):
+            s.execute(insert(checks).from_select(
+                ["stored_file_id", "audit_id", "checked_at", "outcome", "sha256_found", "sha512_found", "size_found"],
+                select(units.c.id, literal(audit.identifier, checks.c.audit_id.type),
+                       literal(now, checks.c.checked_at.type), literal("pass", checks.c.outcome.type),
+                       units.c.sha256, case((units.c.sha256.is_(None), units.c.sha512)), units.c.size)
+                .where(units.c.id.in_(chunk))))
+        others = [{"stored_file_id": c.unit_id, "audit_id": audit.identifier, "checked_at": now,
+                   "outcome": c.outcome, "sha256_found": c.digest if c.algorithm == "sha256" else None,
+                   "sha512_found": c.digest if c.algorithm == "sha512" else None, "size_found": c.size,
+                   "detail": c.detail} for c, _u in batch if c.outcome != "pass"]
+        if others:
+            s.execute(insert(checks), others)
+        s.execute(update(audits).where(audits.c.id == audit.id).values(
+            files_checked=audits.c.files_checked + len(batch),
+            bytes_checked=audits.c.bytes_checked + sum(u.size for _c, u in batch),
+            failures=audits.c.failures + len(others)))
+
+
 def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope: str, *,
               clock: Callable[[], datetime], new_id: Callable[[], str], policy: AuditPolicy = AuditPolicy(),
               limit_files: int | None = None, limit_bytes: int | None = None,
               monotonic: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None,
               progress: Callable[[str, int, int], None] | None = None, workers: int = 2) -> AuditResult:
     """Audit (or resume auditing) ``scope``; ``limit_*`` cap this run (the scheduler's batches)."""
-    import time
-
     audit, resumed = start_or_resume(sessions, scope, clock(), new_id)
     result = AuditResult(audit.identifier, scope, resumed)
     with sessions() as s:
         units = _pending(s, audit, limit_files, limit_bytes)
-    total = sum(u[2] for u in units)
+    total = sum(u.size for u in units)
     throttle = Throttle(policy.max_bytes_per_s, monotonic or time.monotonic, sleep or time.sleep)
-    done = 0
-    this_run: list[tuple[Check, tuple[Any, ...]]] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for chunk in _chunks(units):
-            checks = list(pool.map(
-                lambda u: check_unit(locations[u[4]].object_dir(u[5]), (u[0], u[1], u[2], u[3]), throttle), chunk))
-            now = clock()
-            with sessions.begin() as s:
-                for c, u in zip(checks, chunk):
-                    unit = s.get(m.StoredFile, c.unit_id)
-                    assert unit is not None
-                    unit.last_checked_at = now
-                    unit.last_ok = True if c.outcome == "pass" else (None if c.outcome == "error" else False)
-                    s.add(m.FixityCheck(stored_file_id=unit.id, audit_id=audit.identifier, checked_at=now,
-                                        outcome=c.outcome, sha512_found=c.sha512, size_found=c.size,
-                                        detail=c.detail))
-                a = s.get(m.Audit, audit.id)
-                assert a is not None
-                a.files_checked += len(chunk)
-                a.bytes_checked += sum(u[2] for u in chunk)
-                a.failures += sum(1 for c in checks if c.outcome != "pass")
-            this_run.extend(zip(checks, chunk))
-            done += sum(u[2] for u in chunk)
+    done = checked = 0
+    bad: list[tuple[Check, Unit]] = []
+    batch: list[tuple[Check, Unit]] = []
+    deadline = time.monotonic() + FLUSH_SECONDS
+
+    def flush() -> None:
+        nonlocal batch, deadline, done, checked
+        if batch:
+            _record(sessions, audit, batch, clock())
+            done += sum(u.size for _c, u in batch)
+            checked += len(batch)
             if progress:
-                progress(f"audit {len(this_run)}/{len(units)} files", done, total)
-    _flag_failures(sessions, audit, clock(), result, [u[0] for u in units])
+                progress(f"audit {checked}/{len(units)} files", done, total)
+        batch, deadline = [], time.monotonic() + FLUSH_SECONDS
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        checks = _checked(pool, units, locations, throttle, FLUSH_SECONDS / 5)
+        try:
+            for ready in checks:
+                if ready:
+                    batch.extend(ready)
+                    bad.extend(r for r in ready if r[0].outcome != "pass")
+                if len(batch) >= FLUSH_FILES or (batch and time.monotonic() >= deadline):
+                    flush()
+            flush()
+        finally:
+            checks.close()  # on an error: the tasks not started are cancelled, not run
+    _flag_failures(sessions, clock(), result, bad)
     if limit_files is None and limit_bytes is None:
         _finish(sessions, audit, clock(), new_id, result)
     else:
@@ -235,40 +393,47 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
         if finished:
             _finish(sessions, audit, clock(), new_id, result)
         else:  # a batch of a longer audit: report what this run checked
-            bad_ids = [c.unit_id for c, _ in this_run if c.outcome != "pass"]
-            with sessions() as s:
-                aip_of = dict(s.execute(
-                    select(m.StoredFile.id, m.Aip.identifier).join(m.Replica, m.StoredFile.replica_id == m.Replica.id)
-                    .join(m.Aip, m.Replica.aip_id == m.Aip.id).where(m.StoredFile.id.in_(bad_ids))).all()) \
-                    if bad_ids else {}
-            for c, u in this_run:
-                result.files += 1
-                result.bytes += u[2]
-                if c.outcome == "pass":
-                    result.passed += 1
-                else:
-                    result.failed.append({"aip_id": aip_of.get(c.unit_id, "?"), "location": u[4],
-                                          "path": u[1], "outcome": c.outcome, "detail": c.detail})
+            result.files, result.bytes = len(units), total
+            result.passed = len(units) - len(bad)
+            result.failed = [{"aip_id": u.replica.aip_id, "location": u.replica.location, "path": u.path,
+                              "outcome": c.outcome, "detail": c.detail} for c, u in bad]
     return result
 
 
-def _flag_failures(sessions: sessionmaker[Session], audit: m.Audit, now: datetime, result: AuditResult,
-                   unit_ids: list[int]) -> None:
+def _in_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    for i in ids:
+        chunk.append(i)
+        if len(chunk) >= IN_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _replicas(s: Session, ids: Iterable[int]) -> dict[int, m.Replica]:
+    """Replica rows (with their AIP) by id."""
+    out: dict[int, m.Replica] = {}
+    for chunk in _in_chunks(ids):
+        out.update((r.id, r) for r in s.scalars(select(m.Replica).options(joinedload(m.Replica.aip))
+                                                .where(m.Replica.id.in_(chunk))))
+    return out
+
+
+def _flag_failures(sessions: sessionmaker[Session], now: datetime, result: AuditResult,
+                   bad: Sequence[tuple[Check, Unit]]) -> None:
     """Damage found by this run is acted on now (replica state, incident), not at the end of the cycle."""
     from oais.services.incidents import open_incident, pending_alerts
 
-    if not unit_ids:
+    if not bad:
         return
+    by_replica: dict[int, list[Check]] = {}
+    for check, unit in bad:
+        by_replica.setdefault(unit.replica.id, []).append(check)
     with sessions.begin() as s:
-        rows = s.execute(select(m.FixityCheck, m.StoredFile, m.Replica)
-                         .join(m.StoredFile, m.FixityCheck.stored_file_id == m.StoredFile.id)
-                         .join(m.Replica, m.StoredFile.replica_id == m.Replica.id)
-                         .where(m.FixityCheck.audit_id == audit.identifier, m.FixityCheck.outcome != "pass",
-                                m.StoredFile.id.in_(unit_ids))).all()
-        by_replica: dict[int, tuple[m.Replica, list[m.FixityCheck]]] = {}
-        for check, _unit, replica in rows:
-            by_replica.setdefault(replica.id, (replica, []))[1].append(check)
-        for replica, checks in by_replica.values():
+        replicas = _replicas(s, by_replica)
+        for replica_id, checks in by_replica.items():
+            replica = replicas[replica_id]
             errors = all(c.outcome == "error" for c in checks)
             replica.state = str(ReplicaState.UNKNOWN if errors else ReplicaState.CORRUPT)
             replica.last_verified_ok = None if errors else False
@@ -278,35 +443,51 @@ def _flag_failures(sessions: sessionmaker[Session], audit: m.Audit, now: datetim
         result.alerts.extend(pending_alerts(s))
 
 
-def _chunks(units: Sequence[tuple[Any, ...]]) -> Iterable[Sequence[tuple[Any, ...]]]:
-    chunk: list[tuple[Any, ...]] = []
-    size = 0
-    for u in units:
-        chunk.append(u)
-        size += u[2]
-        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
+@dataclass
+class _ReplicaSummary:
+    """What one audit found in one AIP replica."""
+
+    files: int = 0
+    bytes: int = 0
+    by_sha256: int = 0  # files checked by sha256 (the others by sha512)
+    bad: list[tuple[str, str, str | None]] = field(default_factory=list)  # (path, outcome, detail)
 
 
-def _summarize(s: Session, audit: m.Audit, result: AuditResult) -> list[tuple[m.Replica, list[m.FixityCheck]]]:
-    rows = s.execute(select(m.FixityCheck, m.StoredFile, m.Replica)
-                     .join(m.StoredFile, m.FixityCheck.stored_file_id == m.StoredFile.id)
-                     .join(m.Replica, m.StoredFile.replica_id == m.Replica.id)
-                     .where(m.FixityCheck.audit_id == audit.identifier)).all()
-    by_replica: dict[int, tuple[m.Replica, list[m.FixityCheck]]] = {}
-    for check, unit, replica in rows:
-        by_replica.setdefault(replica.id, (replica, []))[1].append(check)
-        result.files += 1
-        result.bytes += unit.size
-        if check.outcome == "pass":
-            result.passed += 1
-        else:
-            result.failed.append({"aip_id": replica.aip.identifier, "location": replica.location,
-                                  "path": unit.path, "outcome": check.outcome, "detail": check.detail})
-    return list(by_replica.values())
+def _summarize(s: Session, audit: m.Audit, result: AuditResult) -> list[tuple[m.Replica, _ReplicaSummary]]:
+    """Per replica: files, bytes, algorithms and failures of every check recorded under the audit."""
+    fc, sf = m.FixityCheck, m.StoredFile
+    uses_sha256 = case((fc.sha256_found.is_not(None), 1), (fc.sha512_found.is_not(None), 0),
+                       (sf.sha256.is_not(None), 1), else_=0)
+    summary: dict[int, _ReplicaSummary] = {}
+    for replica_id, files, size, by_sha256 in s.execute(
+            select(sf.replica_id, func.count(fc.id), func.coalesce(func.sum(sf.size), 0), func.sum(uses_sha256))
+            .join(sf, fc.stored_file_id == sf.id).where(fc.audit_id == audit.identifier)
+            .group_by(sf.replica_id).order_by(sf.replica_id)):
+        summary[replica_id] = _ReplicaSummary(int(files), int(size), int(by_sha256 or 0))
+    for replica_id, path, outcome, detail in s.execute(
+            select(sf.replica_id, sf.path, fc.outcome, fc.detail).join(sf, fc.stored_file_id == sf.id)
+            .where(fc.audit_id == audit.identifier, fc.outcome != "pass").order_by(fc.id)):
+        summary[replica_id].bad.append((path, outcome, detail))
+    replicas = _replicas(s, summary)
+    out = []
+    for replica_id, r in summary.items():
+        replica = replicas[replica_id]
+        result.files += r.files
+        result.bytes += r.bytes
+        result.passed += r.files - len(r.bad)
+        result.failed.extend({"aip_id": replica.aip.identifier, "location": replica.location, "path": path,
+                              "outcome": outcome, "detail": detail} for path, outcome, detail in r.bad)
+        out.append((replica, r))
+    return out
+
+
+def _algorithms(r: _ReplicaSummary) -> str:
+    """The digest algorithms an audit used for one replica, in words."""
+    if r.by_sha256 == r.files:
+        return "sha256"
+    if not r.by_sha256:
+        return "sha512"
+    return f"sha256 (sha512 for the {r.files - r.by_sha256} catalogued without a sha256)"
 
 
 def _finish(sessions: sessionmaker[Session], audit: m.Audit, now: datetime, new_id: Callable[[], str],
@@ -317,26 +498,25 @@ def _finish(sessions: sessionmaker[Session], audit: m.Audit, now: datetime, new_
     agent = premis.archive_agent()
     exe = premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM)
     with sessions.begin() as s:
-        for replica, checks in _summarize(s, audit, result):
-            bad = [c for c in checks if c.outcome != "pass"]
-            errors = [c for c in bad if c.outcome == "error"]
-            outcome = premis.Outcome.FAILURE if bad else premis.Outcome.SUCCESS
+        for replica, r in _summarize(s, audit, result):
+            errors = sum(1 for _p, o, _d in r.bad if o == "error")
+            outcome = premis.Outcome.FAILURE if r.bad else premis.Outcome.SUCCESS
             repo.add_event(s, premis.Event(
                 identifier=new_id(), type=premis.EventType.FIXITY_CHECK, at=now, outcome=outcome,
                 detail=f"fixity audit {audit.identifier} ({audit.scope}) of the copy in {replica.location!r}: "
-                       f"sha512 and size of every file checked against the catalog",
-                outcome_detail=(f"{len(checks) - len(bad)} of {len(checks)} files intact"
-                                + ("; " + "; ".join(c.detail or c.outcome for c in bad[:20]) if bad else "")),
+                       f"{_algorithms(r)} and size of every file checked against the catalog",
+                outcome_detail=(f"{r.files - len(r.bad)} of {r.files} files intact"
+                                + ("; " + "; ".join(d or o for _p, o, d in r.bad[:20]) if r.bad else "")),
                 agents=(exe,), objects=(replica.aip.identifier,)), {agent.identifier: agent}, aip=replica.aip)
             replica.last_verified_at = now
-            if bad:  # incidents were opened when the damage was found (_flag_failures)
-                replica.last_verified_ok = None if len(errors) == len(bad) else False
+            if r.bad:  # incidents were opened when the damage was found (_flag_failures)
+                replica.last_verified_ok = None if errors == len(r.bad) else False
             else:
                 replica.last_verified_ok = True
                 if replica.state != str(ReplicaState.MISSING):
                     replica.state = str(ReplicaState.OK)
             result.replicas.append({"aip_id": replica.aip.identifier, "location": replica.location,
-                                    "outcome": str(outcome), "files": len(checks), "failed": len(bad)})
+                                    "outcome": str(outcome), "files": r.files, "failed": len(r.bad)})
         a = s.get(m.Audit, audit.id)
         assert a is not None
         a.finished_at = now
@@ -358,4 +538,5 @@ def rolling_quota(total_files: int, interval: timedelta, cycle: timedelta, margi
     return max(int(total_files * margin / runs) + 1, 1)
 
 
-__all__ = ["AuditPolicy", "AuditResult", "Throttle", "run_audit", "coverage", "rolling_quota"]
+__all__ = ["AuditPolicy", "AuditResult", "Check", "ReplicaRef", "Throttle", "Unit", "check_unit", "coverage",
+           "hash_file", "rolling_quota", "run_audit"]

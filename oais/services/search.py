@@ -1,7 +1,19 @@
 """Search the holdings by dataset, producer, FITS keywords, observation time and format.
 
-Everything is one SQL query (plus one for the totals), so it scales to millions of files with the
-indexes of revision 0006: count and bytes are computed by the database, the file list is limited.
+Everything is SQL, so it scales to millions of files: count and bytes are computed by the database,
+the file list is limited. Two queries, shaped for the indexes of revisions 0006 and 0007:
+
+* the **totals** count and sum the matching files of each AIP version first, then apply the version
+  and AIP conditions (head version, dataset, producer, AIP, access rules) once per version rather
+  than once per file. When FITS criteria are given, the header side is read from
+  ``ix_fits_headers_search`` and the file side from ``ix_files_search_totals``: two covering indexes,
+  so the wide ``files`` and ``fits_headers`` rows are never read for the totals (on SQLite the files
+  index is named with ``INDEXED BY``: its planner always prefers the table's rowid for ``files.id =
+  ?``, although the index row is a tenth of the table row);
+* the **page** is read in the order it is shown: first the files with an observation time, in
+  ``obs_start`` order (``ix_fits_headers_search`` gives that order for an instrument and a
+  wavelength, so the query stops at its limit instead of sorting every match), then, if the page is
+  not full, the files without one, by path.
 
 Rules of matching:
 
@@ -20,7 +32,7 @@ Rules of matching:
 * only role ``original`` files of head versions by default; every rule of
   :mod:`oais.services.access` applies (embargoed or restricted holdings are invisible to others).
 
-Files are sorted by ``obs_start`` (files without one last), then path.
+Files are sorted by ``obs_start`` (files without one last), then path, AIP and version.
 """
 
 from __future__ import annotations
@@ -33,10 +45,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, and_, func, literal, or_, select
+from sqlalchemy import Boolean, ColumnElement, Table, and_, column, func, literal, or_, select
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.sql.functions import FunctionElement
 
 from oais.catalog import models as m
@@ -216,11 +229,20 @@ def _header_conditions(c: SearchCriteria) -> list[ColumnElement[bool]]:
     return conds
 
 
-def _conditions(c: SearchCriteria, user: str | None, groups: Collection[str],
-                now: datetime) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = [visible_filter(user, groups, now)]
+def _file_conditions(c: SearchCriteria, files: Table | TableClause) -> list[ColumnElement[bool]]:
+    """The criteria on the file itself (role, format), on ``files`` (the table or :data:`_TOTALS_FILES`)."""
+    conds: list[ColumnElement[bool]] = []
     if c.role:
-        conds.append(m.File.role == c.role)
+        conds.append(files.c.role == c.role)
+    if c.format:
+        conds.append(files.c.puid == c.format)
+    return conds
+
+
+def _version_conditions(c: SearchCriteria, user: str | None, groups: Collection[str],
+                        now: datetime) -> list[ColumnElement[bool]]:
+    """The criteria on the AIP version and the AIP (``m.AipVersion`` and ``m.Aip``), access rules included."""
+    conds: list[ColumnElement[bool]] = [visible_filter(user, groups, now)]
     if c.head_only:
         conds.append(m.AipVersion.number == m.Aip.head_version)
     if c.dataset:
@@ -230,9 +252,75 @@ def _conditions(c: SearchCriteria, user: str | None, groups: Collection[str],
     if c.aip:
         ids = [c.aip] if c.aip.startswith("urn:") else [c.aip, f"urn:uuid:{c.aip}"]
         conds.append(m.Aip.identifier.in_(ids))
-    if c.format:
-        conds.append(m.File.puid == c.format)
     return conds
+
+
+# -- the totals' files, through their covering index ------------------------------------------
+_FILES: Table = m.Base.metadata.tables["files"]
+TOTALS_INDEX = "ix_files_search_totals"
+
+
+class _CoveredFiles(TableClause):
+    """The ``files`` table, read through :data:`TOTALS_INDEX` (``files INDEXED BY ...`` on SQLite)."""
+
+    inherit_cache = True
+
+
+@compiles(_CoveredFiles, "sqlite")
+def _covered_files_sqlite(element: _CoveredFiles, compiler: Any, **kw: Any) -> str:
+    text: str = compiler.visit_table(element, **kw)
+    return f"{text} INDEXED BY {TOTALS_INDEX}" if kw.get("asfrom") else text
+
+
+_TOTALS_FILES = _CoveredFiles(_FILES.name, *(column(c.name, c.type) for c in _FILES.c
+                                            if c.name in ("id", "version_id", "role", "size", "puid")))
+
+
+def _totals(session: Session, c: SearchCriteria, header: list[ColumnElement[bool]],
+            versions: list[ColumnElement[bool]]) -> tuple[int, int]:
+    """Count and bytes of every match."""
+    if not header:  # the version conditions may be what selects (a dataset, an AIP): one join, any order
+        q = (select(func.count(_FILES.c.id), func.coalesce(func.sum(_FILES.c.size), 0)).select_from(_FILES)
+             .join(m.AipVersion, _FILES.c.version_id == m.AipVersion.id).join(m.Aip, m.AipVersion.aip_id == m.Aip.id)
+             .where(*_file_conditions(c, _FILES), *versions))
+    else:  # the FITS criteria select: per AIP version from the two covering indexes, then once per version
+        f = _TOTALS_FILES
+        per_version = (select(f.c.version_id, func.count(f.c.id).label("n"), func.sum(f.c.size).label("bytes"))
+                       .select_from(H).join(f, f.c.id == H.file_id)
+                       .where(*header, *_file_conditions(c, f)).group_by(f.c.version_id).subquery())
+        q = (select(func.coalesce(func.sum(per_version.c.n), 0), func.coalesce(func.sum(per_version.c.bytes), 0))
+             .select_from(per_version).join(m.AipVersion, m.AipVersion.id == per_version.c.version_id)
+             .join(m.Aip, m.AipVersion.aip_id == m.Aip.id).where(*versions))
+    count, total = session.execute(q).one()
+    return int(count), int(total)
+
+
+def _page(session: Session, c: SearchCriteria, header: list[ColumnElement[bool]],
+          versions: list[ColumnElement[bool]], limit: int | None, count: int) -> list[dict[str, Any]]:
+    """The first ``limit`` matches (all when None) by ``obs_start`` (files without one last), path,
+    AIP and version: the files with an observation time in index order, then the others by path."""
+    q = (select(m.Aip.identifier, m.AipVersion.number, m.File.path, m.File.size, m.File.sha512,
+                m.Dataset.identifier.label("dataset"), H.instrument, H.wavelength, H.date_obs,
+                H.obs_start, m.File.puid, m.File.role)
+         .select_from(m.File).join(m.AipVersion, m.File.version_id == m.AipVersion.id)
+         .join(m.Aip, m.AipVersion.aip_id == m.Aip.id)
+         .join(H, H.file_id == m.File.id, isouter=not header)
+         .join(m.Dataset, m.Dataset.id == m.Aip.dataset_id)
+         .where(*_file_conditions(c, _FILES), *versions, *header))
+    rows = list(session.execute(_limited(q.where(H.obs_start.is_not(None))
+                                         .order_by(H.obs_start, m.File.path, m.Aip.identifier, m.AipVersion.number),
+                                         limit)))
+    left = None if limit is None else limit - len(rows)
+    if len(rows) < count and left != 0:
+        rows += session.execute(_limited(q.where(H.obs_start.is_(None))
+                                         .order_by(m.File.path, m.Aip.identifier, m.AipVersion.number), left))
+    return [{"aip_id": r[0], "version": r[1], "path": r[2], "size": r[3], "sha512": r[4], "dataset": r[5],
+             "instrument": r[6], "wavelength": r[7], "date_obs": r[8], "obs_start": _iso(r[9]), "format": r[10],
+             "role": r[11]} for r in rows]
+
+
+def _limited(q: Any, limit: int | None) -> Any:
+    return q if limit is None else q.limit(limit)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -249,30 +337,12 @@ def search(session: Session, criteria: SearchCriteria, *, user: str | None, grou
     if limit is not None and limit < 0:
         raise ValueError("limit must not be negative")
     header = _header_conditions(criteria)
-    conds = _conditions(criteria, user, groups, now) + header
-
-    def joined(q: Any, outer_header: bool) -> Any:
-        q = (q.select_from(m.File).join(m.AipVersion, m.File.version_id == m.AipVersion.id)
-             .join(m.Aip, m.AipVersion.aip_id == m.Aip.id))
-        if header or outer_header:
-            q = q.join(H, H.file_id == m.File.id, isouter=not header)
-        return q.where(*conds)
-
-    count, total = session.execute(joined(select(func.count(m.File.id),
-                                                 func.coalesce(func.sum(m.File.size), 0)), False)).one()
+    versions = _version_conditions(criteria, user, groups, now)
+    count, total = _totals(session, criteria, header, versions)
     files: list[dict[str, Any]] = []
     if count and limit != 0:
-        q = joined(select(m.Aip.identifier, m.AipVersion.number, m.File.path, m.File.size, m.File.sha512,
-                          m.Dataset.identifier.label("dataset"), H.instrument, H.wavelength, H.date_obs,
-                          H.obs_start, m.File.puid, m.File.role), True)
-        q = (q.join(m.Dataset, m.Dataset.id == m.Aip.dataset_id)
-             .order_by(H.obs_start.is_(None), H.obs_start, m.File.path, m.Aip.identifier, m.AipVersion.number))
-        if limit is not None:
-            q = q.limit(limit)
-        files = [{"aip_id": r[0], "version": r[1], "path": r[2], "size": r[3], "sha512": r[4],
-                  "dataset": r[5], "instrument": r[6], "wavelength": r[7], "date_obs": r[8],
-                  "obs_start": _iso(r[9]), "format": r[10], "role": r[11]} for r in session.execute(q)]
-    return SearchResult(count=int(count), bytes=int(total), files=files)
+        files = _page(session, criteria, header, versions, limit, count)
+    return SearchResult(count=count, bytes=total, files=files)
 
 
 __all__ = ["SearchCriteria", "SearchResult", "TYPED_KEYWORDS", "hdu_keyword_in", "parse_keyword",

@@ -14,35 +14,23 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from oais.bootstrap import new_urn, utc_now
+from oais.bootstrap import new_urn
 from oais.catalog import models as m
 from oais.services.audit import AuditResult, run_audit
 from oais.services.incidents import list_incidents
 from oais.services.ingest import IngestRequest, ingest
 from oais.services.replicas import ReplicaReport, check_replicas
-from tests.conftest import files_under, ocfl_py_errors
+from tests.conftest import Tick, files_under, ocfl_py_errors
 
 BAD, GOOD = "replica-a", "replica-b"
 FITS = "v1/content/representations/original/data/test0.fits"
 EXTRA = "v1/content/stray/notes.txt"  # a file, in a folder of its own, that the object does not hold
-
-
-class Tick:
-    """A clock that moves one second per reading: every step of a test has its own time."""
-
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass

@@ -10,33 +10,23 @@ import json
 import os
 import shutil
 import threading
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from oais.bootstrap import init_archive, new_urn, open_archive, utc_now
+from oais.bootstrap import init_archive, new_urn, open_archive
 from oais.catalog import models as m
 from oais.config import load_settings
 from oais.services.audit import AuditResult, run_audit
 from oais.services.incidents import list_incidents
 from oais.services.ingest import IngestRequest, ingest
 from oais.services.replicas import ReplicaReport, check_replicas
-from tests.conftest import files_under, ocfl_py_errors, tree_snapshot
+from tests.conftest import Tick, files_under, ocfl_py_errors, tree_snapshot
 from tests.e2e.test_cli import oais
 
 X = "v1/content/representations/original/data/test0.fits"
 Y = "v1/content/representations/original/data/hst/checksum.fits"
-
-
-class Tick:
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def _ingest(archive: Any, delivery: Path) -> tuple[str, str]:
