@@ -29,6 +29,14 @@ METS_PATH = "METS.xml"
 PREMIS_PATH = "metadata/preservation/premis.xml"
 
 
+def entry_size(entry: Entry) -> int:
+    """Bytes of one file to write: its data in memory, or its staged source file."""
+    if entry.data is not None:
+        return len(entry.data)
+    assert entry.source is not None
+    return entry.source.stat().st_size
+
+
 @dataclass
 class BuiltAip:
     aip_id: str
@@ -52,8 +60,7 @@ class BuiltAip:
 
     @property
     def total_bytes(self) -> int:
-        return sum(len(e.data) if e.data is not None else e.source.stat().st_size  # type: ignore[union-attr]
-                   for e in self.entries())
+        return sum(entry_size(e) for e in self.entries())
 
     @property
     def inventory_sha512(self) -> str:
@@ -87,12 +94,14 @@ class BuiltAip:
         """Every file of the object, content first, root inventory sidecar last."""
         for item in self.plan.entries:
             if isinstance(item.source, bytes):
-                yield Entry(item.path, hashlib.sha512(item.source).hexdigest(), data=item.source)
-            elif item.source in self.sources:
-                yield Entry(item.path, self.plan.state[item.source].sha512, source=self.sources[item.source])
+                yield Entry(item.path, hashlib.sha512(item.source).hexdigest(), data=item.source,
+                            sha256=hashlib.sha256(item.source).hexdigest())
+                continue
+            fixity = self.plan.state[item.source]
+            if item.source in self.sources:
+                yield Entry(item.path, fixity.sha512, source=self.sources[item.source], sha256=fixity.sha256)
             else:
-                data = self._generated(item.source)
-                yield Entry(item.path, self.plan.state[item.source].sha512, data=data)
+                yield Entry(item.path, fixity.sha512, data=self._generated(item.source), sha256=fixity.sha256)
 
     def _generated(self, logical: str) -> bytes:
         if logical == METS_PATH:
@@ -108,7 +117,7 @@ class BuiltAip:
         return [premis.Event(
             identifier=self.new_id(), type=premis.EventType.FIXITY_CHECK, at=at,
             outcome=premis.Outcome.SUCCESS,
-            detail=f"copy written to storage location {name!r}, flushed, re-read and verified (sha512)",
+            detail=f"copy written to storage location {name!r}, flushed, re-read and verified (sha256)",
             outcome_detail=f"{len(self.plan.entries)} files of {self.plan.head} match", agents=(exe,),
             objects=(self.aip_id,)) for name in locations]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -146,11 +147,18 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
     if run.failed:
         return _result(staged, run, [], {}, bag_info)
 
-    # 3. digests, one read pass per file
-    total = sum(it.source.stat().st_size for it in items)
-    done = 0
+    # 3. digests: computed by the pass that copied each file into staging; read again only if missing
     fixities = {}
+    pending = []
     for it in items:
+        known = staged.digests.get(it.source)
+        if known is not None:
+            fixities[it.logical] = known
+        else:
+            pending.append(it)
+    total = sum(it.source.stat().st_size for it in pending)
+    done = 0
+    for it in pending:
         try:
             fixities[it.logical] = digest_file(it.source)
         except OSError as exc:
@@ -161,74 +169,84 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
             progress("digest", done, total)
     if run.failed:
         return _result(staged, run, [], {}, bag_info)
+    done = sum(fixities[it.logical].size for it in items)
     computed = [it.logical for it in originals if not staged.is_bag or it.original in unlisted]
-    run.event(premis.EventType.MESSAGE_DIGEST_CALCULATION, "sha256 and sha512 of every file, in one read pass",
+    run.event(premis.EventType.MESSAGE_DIGEST_CALCULATION,
+              "sha256 and sha512 of every file, in the read pass that copied it into staging",
               [], tuple(it.logical for it in items),
               summary=f"{len(items)} files, {done} bytes"
               + (f"; {len(computed)} files had no producer checksum" if computed else ""))
 
-    # 4. formats
-    from oais.formats.identify import check_formats, identify_many, is_fits
+    # 4 to 6: the virus scanner (a separate process, reading every file) runs on the other core while
+    # formats and FITS are checked here; its verdict is read, and its event recorded, at step 6.
+    with ThreadPoolExecutor(1, thread_name_prefix="virus-scan") as background:
+        scanning = None
+        if agreement.virus_check is not Requirement.OFF:
+            from oais.formats.virus import scan
 
-    formats = identify_many([it.source for it in items])
-    by_name = {it.original: formats[it.source] for it in originals}
-    found = check_formats(by_name, agreement.accepted_formats)
-    run.issues.extend(found)
-    tools = sorted({getattr(f, "tool", None) or "oais-archive signatures" for f in formats.values()})
-    run.event(premis.EventType.FORMAT_IDENTIFICATION, f"format identification (PRONOM) with {', '.join(tools)}",
-              found, tuple(it.logical for it in items),
-              summary=f"{sum(1 for f in formats.values() if f.puid)} of {len(items)} files identified")
+            scanning = background.submit(scan, [it.source for it in items],
+                                         {it.source: it.original for it in items}, workdir=tmpdir)
 
-    # 5. FITS
-    fits_items = [it for it in originals if is_fits(formats[it.source])]
-    headers: dict[str, object] = {}
-    fixable: list[_Item] = []
-    if fits_items:
-        from oais.formats.fits import check_fits
+        # 4. formats
+        from oais.formats.identify import check_formats, identify_many, is_fits
 
-        astropy_agent = run.agent("astropy")
-        found = []
-        for it in fits_items:
-            rep = check_fits(it.source, required_keywords=agreement.required_keywords, display_name=it.original,
-                             fitsverify=agreement.fitsverify is not Requirement.OFF, workdir=tmpdir)
-            for x in rep.issues:
-                if x.code is IssueCode.FITS_FITSVERIFY_ERROR and agreement.fitsverify is not Requirement.REQUIRED:
-                    # astropy reads the file; fitsverify's stricter verdict is reported, not fatal
-                    x = issue(IssueCode.FITS_FITSVERIFY, f"{x.message} (a fitsverify error; fatal only when "
-                                                         f"the agreement requires fitsverify)", x.path)
-                found.append(x)
-            headers[it.logical] = {"hdus": rep.hdus, "checksum": rep.checksum_status}
-            if any(i.code is IssueCode.FITS_VERIFY for i in rep.issues):
-                fixable.append(it)
+        formats = identify_many([it.source for it in items])
+        by_name = {it.original: formats[it.source] for it in originals}
+        found = check_formats(by_name, agreement.accepted_formats)
         run.issues.extend(found)
-        run.event(premis.EventType.VALIDATION,
-                  "FITS validation: structure, every HDU's data read, CHECKSUM/DATASUM, required keywords"
-                  + (", fitsverify" if agreement.fitsverify is not Requirement.OFF else ""), found,
-                  tuple(it.logical for it in fits_items),
-                  extra=(premis.LinkedAgent(astropy_agent.identifier, premis.AgentRole.VALIDATOR),),
-                  summary=f"{len(fits_items)} FITS files")
-        run.event(premis.EventType.METADATA_EXTRACTION, f"FITS header keywords extracted to {FITS_HEADERS_DOC}",
-                  [], tuple(sorted(headers)),
-                  extra=(premis.LinkedAgent(astropy_agent.identifier, premis.AgentRole.EXECUTING_PROGRAM),),
-                  summary=f"{len(headers)} FITS files")
+        tools = sorted({getattr(f, "tool", None) or "oais-archive signatures" for f in formats.values()})
+        run.event(premis.EventType.FORMAT_IDENTIFICATION, f"format identification (PRONOM) with {', '.join(tools)}",
+                  found, tuple(it.logical for it in items),
+                  summary=f"{sum(1 for f in formats.values() if f.puid)} of {len(items)} files identified")
 
-    # 6. viruses
-    if agreement.virus_check is not Requirement.OFF:
-        from oais.formats.virus import scan
+        # 5. FITS
+        fits_items = [it for it in originals if is_fits(formats[it.source])]
+        headers: dict[str, object] = {}
+        fixable: list[_Item] = []
+        if fits_items:
+            from oais.formats.fits import check_fits
 
-        vr = scan([it.source for it in items], {it.source: it.original for it in items}, workdir=tmpdir)
-        found = list(vr.issues)
-        if agreement.virus_check is Requirement.REQUIRED:
-            found = [error(IssueCode.VIRUS_SCAN_FAILED, f"virus check required by {agreement.ref}: {i.message}",
-                           i.path) if i.code is IssueCode.VIRUS_SCANNER_MISSING else i for i in found]
-        run.issues.extend(found)
-        extra = ()
-        if vr.engine:
-            clam = run.agent("ClamAV", version=vr.engine)
-            extra = (premis.LinkedAgent(clam.identifier, premis.AgentRole.EXECUTING_PROGRAM),)
-        run.event(premis.EventType.VIRUS_CHECK, "virus check of every file with ClamAV", found,
-                  tuple(it.logical for it in items), extra=extra,
-                  summary=f"signatures: {vr.signatures}" if vr.signatures else "")
+            astropy_agent = run.agent("astropy")
+            found = []
+            for it in fits_items:
+                rep = check_fits(it.source, required_keywords=agreement.required_keywords, display_name=it.original,
+                                 fitsverify=agreement.fitsverify is not Requirement.OFF, workdir=tmpdir)
+                for x in rep.issues:
+                    if x.code is IssueCode.FITS_FITSVERIFY_ERROR and agreement.fitsverify is not Requirement.REQUIRED:
+                        # astropy reads the file; fitsverify's stricter verdict is reported, not fatal
+                        x = issue(IssueCode.FITS_FITSVERIFY, f"{x.message} (a fitsverify error; fatal only when "
+                                                             f"the agreement requires fitsverify)", x.path)
+                    found.append(x)
+                headers[it.logical] = {"hdus": rep.hdus, "checksum": rep.checksum_status}
+                if any(i.code is IssueCode.FITS_VERIFY for i in rep.issues):
+                    fixable.append(it)
+            run.issues.extend(found)
+            run.event(premis.EventType.VALIDATION,
+                      "FITS validation: structure, every HDU's data read, CHECKSUM/DATASUM, required keywords"
+                      + (", fitsverify" if agreement.fitsverify is not Requirement.OFF else ""), found,
+                      tuple(it.logical for it in fits_items),
+                      extra=(premis.LinkedAgent(astropy_agent.identifier, premis.AgentRole.VALIDATOR),),
+                      summary=f"{len(fits_items)} FITS files")
+            run.event(premis.EventType.METADATA_EXTRACTION, f"FITS header keywords extracted to {FITS_HEADERS_DOC}",
+                      [], tuple(sorted(headers)),
+                      extra=(premis.LinkedAgent(astropy_agent.identifier, premis.AgentRole.EXECUTING_PROGRAM),),
+                      summary=f"{len(headers)} FITS files")
+
+        # 6. viruses (the scan ran in a thread during steps 4 and 5)
+        if scanning is not None:
+            vr = scanning.result()
+            found = list(vr.issues)
+            if agreement.virus_check is Requirement.REQUIRED:
+                found = [error(IssueCode.VIRUS_SCAN_FAILED, f"virus check required by {agreement.ref}: {i.message}",
+                               i.path) if i.code is IssueCode.VIRUS_SCANNER_MISSING else i for i in found]
+            run.issues.extend(found)
+            extra = ()
+            if vr.engine:
+                clam = run.agent("ClamAV", version=vr.engine)
+                extra = (premis.LinkedAgent(clam.identifier, premis.AgentRole.EXECUTING_PROGRAM),)
+            run.event(premis.EventType.VIRUS_CHECK, "virus check of every file with ClamAV", found,
+                      tuple(it.logical for it in items), extra=extra,
+                      summary=f"signatures: {vr.signatures}" if vr.signatures else "")
 
     if run.failed:
         return _result(staged, run, [], {}, bag_info)

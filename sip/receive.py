@@ -156,7 +156,7 @@ def stage_delivery(source: Path, dest: Path, limits: Limits = Limits()) -> Stage
     except (OSError, AttributeError):
         free_bytes = None
     if kind == "directory":
-        warnings = _copy_tree(real, dest, limits, free_bytes, where)
+        warnings, digests = _copy_tree(real, dest, limits, free_bytes, where)
     else:
         try:
             fd = os.open(real, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
@@ -170,8 +170,10 @@ def stage_delivery(source: Path, dest: Path, limits: Limits = Limits()) -> Stage
             budget = _Budget(*limits.byte_limit(fst.st_size, free_bytes), where)
             expand = _expand_zip if kind == "zip" else _expand_tar
             warnings = expand(fh, dest, limits, budget, where)
+            digests = budget.digests
     root = _single_top_folder(dest)
-    return StagedDelivery(kind=kind, root=root, is_bag=looks_like_bag(root), issues=tuple(warnings))
+    return StagedDelivery(kind=kind, root=root, is_bag=looks_like_bag(root), issues=tuple(warnings),
+                          digests=digests)
 
 
 def _single_top_folder(dest: Path) -> Path:

@@ -6,9 +6,10 @@ three format modules (``sip.receive_folder``, ``sip.receive_zip``, ``sip.receive
 * Member names: ``safe_member_path`` (SIP-E004), ``name_warnings`` (SIP-W001, SIP-W002), ``shown``
   (a name safe to print), the collision check ``_Names`` (SIP-E009), the messages for links
   (SIP-E015) and special files (SIP-E005).
-* Writing into staging: ``_Budget`` (the real bytes staged against the byte limit, SIP-E006),
-  ``_mkdirs`` and ``_write`` (a new file, never a partial one left behind; STO-E001 or SIP-E004 when
-  staging itself cannot take it), and the refusals every form shares (too many members, SIP-E006;
+* Writing into staging: ``_Budget`` (the real bytes staged against the byte limit, SIP-E006, and the
+  sha256 and sha512 of every staged file), ``_mkdirs`` and ``_write`` (a new file, never a partial one
+  left behind, hashed in the same pass as it is written; STO-E001 or SIP-E004 when staging itself
+  cannot take it), and the refusals every form shares (too many members, SIP-E006;
   no file at all, SIP-E003).
 
 The rules themselves are documented in ``sip.receive``. This module imports none of the format
@@ -23,12 +24,16 @@ import os
 import posixpath
 import re
 import stat
+import threading
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from oais.domain.fixity import Fixity
 from oais.domain.issues import Issue, IssueCode, error, issue
+from oais.formats.digest import Digester
+from oais.formats.fileio import start_writeback
 from sip.names import is_system_junk, unsafe_reason
 
 BUFFER = 1 << 20
@@ -99,6 +104,8 @@ class StagedDelivery:
     root: Path
     is_bag: bool
     issues: tuple[Issue, ...] = ()  # warnings found while receiving (SIP-W001, SIP-W002)
+    digests: Mapping[Path, Fixity] = field(default_factory=dict)
+    """Staged file -> size, sha256 and sha512 of the bytes written, computed in the pass that wrote them."""
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -249,11 +256,14 @@ class _WriteFailed(Exception):
 
 
 class _Budget:
-    """The real bytes staged so far, against the byte limit in force."""
+    """The real bytes staged so far, against the byte limit in force, and the digests of the files
+    staged (safe to share between the threads that copy a folder)."""
 
     def __init__(self, limit: int, which: str, source: str) -> None:
         self.limit, self.which, self.source = limit, which, source
         self.bytes = 0
+        self.digests: dict[Path, Fixity] = {}
+        self._lock = threading.Lock()
 
     def refusal(self, message: str) -> DeliveryRefused:
         return DeliveryRefused([error(IssueCode.EXPANSION_LIMIT,
@@ -265,8 +275,10 @@ class _Budget:
         return None
 
     def add(self, n: int) -> None:
-        self.bytes += n
-        if self.bytes > self.limit:
+        with self._lock:
+            self.bytes += n
+            over = self.bytes > self.limit
+        if over:
             raise self.refusal(f"expands to more than {self.limit} bytes")
 
 
@@ -296,7 +308,8 @@ def _mkdirs(dest: Path, rel: PurePosixPath) -> None:
 
 def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Budget,
            mode: int | None = None, times_ns: tuple[int, int] | None = None) -> None:
-    """Write ``chunks`` to the new file ``dest/rel``; a partial file never stays behind."""
+    """Write ``chunks`` to the new file ``dest/rel``, hashing them in the same pass (the digests go to
+    ``budget.digests``); a partial file never stays behind."""
     _mkdirs(dest, rel.parent)
     target = dest.joinpath(*rel.parts)
     try:
@@ -304,10 +317,12 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
     except OSError as exc:
         raise _WriteFailed(rel, exc) from None
     done = False
+    digester = Digester()
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:  # an error reading the source propagates as it is
                 budget.add(len(chunk))
+                digester.update(chunk)
                 try:
                     out.write(chunk)
                 except OSError as exc:
@@ -316,6 +331,7 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
                 out.flush()  # before the times are set
             except OSError as exc:
                 raise _WriteFailed(rel, exc) from None
+            start_writeback(out.fileno())  # the disk works while the next files are hashed
             _ensure_owner(out.fileno(), os.fstat(out.fileno()).st_mode, is_dir=False, like=mode)
             if times_ns is not None:
                 try:
@@ -323,6 +339,7 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
                 except (OSError, OverflowError, ValueError):
                     pass  # an impossible date in an archive is not worth a refusal
         done = True
+        budget.digests[target] = digester.fixity()
     finally:
         if not done:
             try:

@@ -10,13 +10,15 @@ from pathlib import Path
 class Entry:
     """One file to write under an object root: from bytes in memory or from a staged file.
 
-    ``sha512`` is the digest the written copy must have once re-read.
+    ``sha512`` (and ``sha256`` when known) are the digests the written copy must have. The copy is
+    re-read and checked against ``sha256`` when given (twice as fast), else against ``sha512``.
     """
 
     path: str
     sha512: str
     data: bytes | None = None
     source: Path | None = None
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.source is None):

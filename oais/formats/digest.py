@@ -1,4 +1,4 @@
-"""Computing sha256 and sha512 of a file in one read pass (streaming, memory independent of size)."""
+"""Computing sha256 and sha512 of a bitstream in one read pass (streaming, memory independent of size)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,34 @@ from oais.domain.fixity import Fixity
 BUFFER = 1 << 20
 
 
+class Digester:
+    """sha256 and sha512 of the bytes fed to ``update``, in the order fed (for hashing while copying)."""
+
+    __slots__ = ("_h256", "_h512", "size")
+
+    def __init__(self) -> None:
+        self._h256 = hashlib.sha256()
+        self._h512 = hashlib.sha512()
+        self.size = 0
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        self._h256.update(chunk)
+        self._h512.update(chunk)
+        self.size += len(chunk)
+
+    def fixity(self) -> Fixity:
+        return Fixity(size=self.size, sha256=self._h256.hexdigest(), sha512=self._h512.hexdigest())
+
+
 def digest_file(path: Path) -> Fixity:
     """Size, sha256 and sha512 of ``path``, reading it once through a reused 1 MiB buffer."""
-    h256 = hashlib.sha256()
-    h512 = hashlib.sha512()
-    size = 0
+    d = Digester()
     buf = bytearray(BUFFER)
     view = memoryview(buf)
     with open(path, "rb") as f:
         while n := f.readinto(buf):
-            chunk = view[:n]
-            h256.update(chunk)
-            h512.update(chunk)
-            size += n
-    return Fixity(size=size, sha256=h256.hexdigest(), sha512=h512.hexdigest())
+            d.update(view[:n])
+    return d.fixity()
 
 
 def digest_bytes(data: bytes) -> Fixity:

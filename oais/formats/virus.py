@@ -11,8 +11,9 @@ no scanner is installed (the caller decides whether that is acceptable). Choices
   clamav, cannot read our staging area. clamd's own limits apply: set ``MaxFileSize``/``MaxScanSize``
   above the largest file and ``AlertExceedsMax yes`` in clamd.conf, or big files pass unscanned.
 * clamscan: one run for all files (loading the official databases takes seconds), files given
-  through ``--file-list`` as symlinks with fixed names in a private folder, so output lines map back
-  to files without parsing delivered names. ``--database=<dir>`` (``database=`` or
+  through ``--file-list``: by their absolute path when it is printable ASCII without ``": "`` (so an
+  output line maps back to exactly one file), otherwise as a symlink with a fixed name in a private
+  folder, so output lines map back to files without parsing delivered names. ``--database=<dir>`` (``database=`` or
   ``OAIS_CLAMAV_DATABASE``) replaces the default databases. ``--max-filesize``/``--max-scansize``
   are raised to 2000M (ClamAV's maximum) and ``--alert-exceeds-max=yes`` turns a file that would be
   skipped into ``Heuristics.Limits.Exceeded.*``, reported as VIR-E002 (not scanned), not VIR-E001.
@@ -38,6 +39,7 @@ from oais.domain.issues import Issue, IssueCode, issue
 SOCKET_ENV = "OAIS_CLAMD_SOCKET"
 DATABASE_ENV = "OAIS_CLAMAV_DATABASE"
 DEFAULT_TIMEOUT = 3600.0
+_PLAIN_PATH = re.compile(r"/[ -~]*[!-~]")  # absolute, printable ASCII, no trailing space
 LIMITS = ("--max-filesize=2000M", "--max-scansize=2000M", "--alert-exceeds-max=yes")
 _LIMIT_SIG = "Heuristics.Limits.Exceeded."
 
@@ -82,6 +84,10 @@ def _scan_clamscan(exe: str, paths: list[Path], names: dict[Path, str], db: Path
         for n, path in enumerate(paths):
             if problem := _unreadable(path):
                 issues.append(issue(IssueCode.VIRUS_SCAN_FAILED, f"not scanned: {problem}", names[path]))
+                continue
+            direct = os.path.abspath(path)
+            if _PLAIN_PATH.fullmatch(direct) and ": " not in direct:
+                links[direct] = path  # as listed, so as printed: no link needed
                 continue
             link = Path(tmp, f"f{n:07d}")
             link.symlink_to(path.resolve())

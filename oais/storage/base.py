@@ -3,7 +3,9 @@
 Writing an object is two-phase so that a failure anywhere leaves nothing half-done on any replica:
 
 1. ``stage(object_path, entries)`` writes every file under a temporary name, flushes it to disk and
-   re-reads it to check its digest; it returns a ``StagedObject``.
+   re-reads it to check its digest; it returns a ``StagedObject``. With ``adopt=True`` the location
+   may take an entry's source file (the caller's own, never modified afterwards) instead of copying
+   it, e.g. by hard link; one ingest gives ``adopt`` to one location at most.
 2. ``StagedObject.commit()`` moves the object into place in one atomic step (a rename); ``abort()``
    removes the temporary copy. ``StorageLocation.rollback(object_path)`` removes an object that was
    committed by the same, still unfinished, ingest (never used for anything else).
@@ -53,7 +55,7 @@ class StorageLocation(Protocol):
     def ensure_root(self) -> None: ...
 
     def stage(self, object_path: str, entries: Iterable[Entry],
-              progress: ProgressFn | None = None) -> StagedObject: ...
+              progress: ProgressFn | None = None, *, adopt: bool = False) -> StagedObject: ...
 
     def rollback(self, object_path: str) -> None: ...
 

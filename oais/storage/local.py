@@ -5,9 +5,19 @@ Layout of a location folder::
     <location>/ocfl/        the OCFL storage root (0=ocfl_1.1, ocfl_layout.json, objects)
     <location>/.staging/    temporary copies being written; never read as holdings
 
-Objects are written under ``.staging`` (same file system), each file flushed with fsync, re-read
-and checked against its sha512, then the object folder is renamed into place and its parent
-folders are fsynced.
+Objects are written under ``.staging`` (same file system), re-read and checked against their sha256
+(sha512 when no sha256 is given), made durable, then the object folder is renamed into place and its
+parent folders are fsynced.
+
+Durability is batched per object, not per file: every file of the object is written first, then one
+``syncfs`` of the location's file system (Linux) makes all of them and their folders durable before the
+rename; elsewhere each file and then each folder is fsynced. ``syncfs`` also flushes whatever else is
+dirty on that file system at the time, which costs time but never durability.
+
+``stage(..., adopt=True)`` lets the location take a source file the caller owns (a staged delivery file
+that nothing will modify any more) by hard link instead of copying it, when it is on the same file
+system and has no other link. Only one location of an ingest is given ``adopt``, and a file already
+linked once has two links and is copied: two replicas never share an inode.
 """
 
 from __future__ import annotations
@@ -17,13 +27,17 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
+from oais.formats.fileio import start_writeback
 from oais.storage.base import Entry, ObjectExists, ProgressFn, StorageError
 
 BUFFER = 1 << 20
+VERIFY_THREADS = 2
 ROOT_DIR = "ocfl"
 STAGING_DIR = ".staging"
 
@@ -34,6 +48,50 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(fd)`` (Linux), or None where there is none."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _sync_tree(top: Path, files: list[Path]) -> None:
+    """Make ``files`` and every folder under ``top`` durable: one ``syncfs`` where available, else an
+    fsync of each file and then of each folder (deepest first)."""
+    import ctypes
+
+    syncfs = _syncfs()
+    if syncfs is not None:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if syncfs(fd) == 0:
+                return
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for d in sorted({p.parent for p in files} | {top}, key=lambda p: -len(p.parts)):
+        _fsync_dir(d)
 
 
 def _makedirs_synced(path: Path, stop: Path, fsync: bool) -> None:
@@ -113,7 +171,7 @@ class LocalStorage:
 
     # -- writing ------------------------------------------------------------------------------
     def stage(self, object_path: str, entries: Iterable[Entry],
-              progress: ProgressFn | None = None) -> LocalStagedObject:
+              progress: ProgressFn | None = None, *, adopt: bool = False) -> LocalStagedObject:
         if self.exists(object_path):
             raise ObjectExists(self.name, f"object already exists at {self.object_dir(object_path)}")
         try:
@@ -125,19 +183,23 @@ class LocalStorage:
         staged = LocalStagedObject(self, object_path, tmp)
         try:
             written: list[tuple[Path, Entry]] = []
+            folders = {tmp}
+            buf = bytearray(BUFFER)
             for entry in entries:
                 target = tmp / entry.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._write_entry(target, entry, progress)
+                if target.parent not in folders:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    folders.update(target.parent.parents)
+                    folders.add(target.parent)
+                if adopt and entry.source is not None and _adopt(entry.source, target):
+                    if progress:
+                        progress(target.stat().st_size)
+                else:
+                    self._write_entry(target, entry, progress, buf)
                 written.append((target, entry))
+            self._verify(written)  # while the kernel writes back in the background
             if self.fsync:
-                for d in sorted({p.parent for p, _ in written} | {tmp}, key=lambda p: -len(p.parts)):
-                    _fsync_dir(d)
-            for target, entry in written:  # re-read what was written: the copy must match
-                found = self._sha512(target)
-                if found != entry.sha512:
-                    raise StorageError(self.name, f"{entry.path}: copy does not match after writing "
-                                                  f"(sha512 {found[:16]}…, expected {entry.sha512[:16]}…)")
+                _sync_tree(tmp, [p for p, _ in written])
         except StorageError:
             staged.abort()
             raise
@@ -148,6 +210,24 @@ class LocalStorage:
             staged.abort()
             raise
         return staged
+
+    def _verify(self, written: list[tuple[Path, Entry]]) -> None:
+        """Re-read every written file (two threads) and check it against its sha256, else sha512."""
+        def check(item: tuple[Path, Entry]) -> str | None:
+            target, entry = item
+            if entry.sha256 is not None:
+                found, expected, alg = _digest(target, "sha256"), entry.sha256, "sha256"
+            else:
+                found, expected, alg = _digest(target, "sha512"), entry.sha512, "sha512"
+            if found != expected:
+                return (f"{entry.path}: copy does not match after writing "
+                        f"({alg} {found[:16]}…, expected {expected[:16]}…)")
+            return None
+
+        with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix=f"verify-{self.name}") as pool:
+            for problem in pool.map(check, written):
+                if problem is not None:
+                    raise StorageError(self.name, problem)
 
     def rollback(self, object_path: str) -> None:
         """Remove an object this ingest committed moments ago (it is in no catalog)."""
@@ -162,14 +242,16 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(self.name, f"cannot roll back {final}: {exc}") from exc
 
-    def _write_entry(self, target: Path, entry: Entry, progress: ProgressFn | None) -> None:
+    def _write_entry(self, target: Path, entry: Entry, progress: ProgressFn | None,
+                     buf: bytearray) -> None:
+        """Write one file (not flushed here: ``stage`` makes the whole object durable at once)."""
         if entry.data is not None:
-            self._write_bytes(target, entry.data)
+            with open(target, "xb") as dst:
+                dst.write(entry.data)
             if progress:
                 progress(len(entry.data))
             return
         assert entry.source is not None
-        buf = bytearray(BUFFER)
         view = memoryview(buf)
         with open(entry.source, "rb") as src, open(target, "xb") as dst:
             while n := src.readinto(buf):
@@ -177,8 +259,7 @@ class LocalStorage:
                 if progress:
                     progress(n)
             dst.flush()
-            if self.fsync:
-                os.fsync(dst.fileno())
+            start_writeback(dst.fileno())
 
     def _write_bytes(self, target: Path, data: bytes) -> None:
         with open(target, "xb") as dst:
@@ -186,16 +267,6 @@ class LocalStorage:
             dst.flush()
             if self.fsync:
                 os.fsync(dst.fileno())
-
-    @staticmethod
-    def _sha512(path: Path) -> str:
-        h = hashlib.sha512()
-        buf = bytearray(BUFFER)
-        view = memoryview(buf)
-        with open(path, "rb") as f:
-            while n := f.readinto(buf):
-                h.update(view[:n])
-        return h.hexdigest()
 
     # -- repair -------------------------------------------------------------------------------
     def restore_file(self, object_path: str, relpath: str, source: Path, sha512: str) -> None:
@@ -212,7 +283,7 @@ class LocalStorage:
                 dst.flush()
                 if self.fsync:
                     os.fsync(dst.fileno())
-            found = self._sha512(tmp)
+            found = _digest(tmp, "sha512")
             if found != sha512:
                 raise StorageError(self.name, f"{relpath}: restored copy does not match (sha512 {found[:16]}…)")
             _makedirs_synced(target.parent, self.root, self.fsync)
@@ -266,6 +337,23 @@ class LocalStorage:
         if not self.staging.exists():
             return []
         return sorted(self.staging.iterdir())
+
+
+def _adopt(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` (a file with no other link) as ``target``; False when that cannot be done
+    (another file system, links not supported, a second link already there): the caller copies."""
+    try:
+        if os.stat(source, follow_symlinks=False).st_nlink != 1:
+            return False
+        os.link(source, target, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def _prune_empty_parents(path: Path, stop: Path) -> None:

@@ -210,3 +210,60 @@ def test_fits_keywords_are_in_the_catalog(archive, fits_delivery: Path) -> None:
     assert rows["test0.fits"].instrument == "WFPC2"
     assert rows["test0.fits"].keywords["hdus"][0]["keywords"]["INSTRUME"] == "WFPC2"
     assert result.aip_id
+
+
+def test_replicas_never_share_a_file_and_the_input_is_never_linked(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    """The first location takes the staged copy by hard link; the second writes its own copy; the
+    producer's files keep a single link (never adopted) and the staging area is emptied."""
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.ACCEPTED, result.issues
+    path = ocfl_object_path(archive, result.aip_id)
+    a, b = (loc.object_dir(path) for loc in archive.locations)
+    content = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and "content" in p.parts)
+    assert content
+    for rel in content:
+        sa, sb = (a / rel).stat(), (b / rel).stat()
+        assert (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino), f"{rel}: both replicas hold the same inode"
+        assert sa.st_nlink == 1 and sb.st_nlink == 1, rel  # the staged name is gone
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    for rel in files_under(fits_delivery):
+        assert (fits_delivery / rel).stat().st_nlink == 1, f"{rel}: the producer's file was linked"
+    assert not any(archive.settings.staging.iterdir())
+
+
+def test_storage_adopts_only_files_with_a_single_link(tmp_path: Path) -> None:
+    from oais.domain.storage import Entry
+    from oais.storage.local import LocalStorage
+
+    src = tmp_path / "staged"
+    src.mkdir()
+    data = b"x" * 5000
+    digest = hashlib.sha512(data).hexdigest()
+    (src / "one").write_bytes(data)
+    (src / "two").write_bytes(data)
+    (src / "also-two").hardlink_to(src / "two")  # a file with two links: copied, never adopted
+    store = LocalStorage("t", tmp_path / "loc")
+    store.ensure_root()
+    entries = [Entry(name, digest, source=src / name, sha256=hashlib.sha256(data).hexdigest())
+               for name in ("one", "two")]
+    staged = store.stage("obj", entries, adopt=True)
+    staged.commit()
+    obj = store.object_dir("obj")
+    assert (obj / "one").stat().st_ino == (src / "one").stat().st_ino  # adopted
+    assert (obj / "two").stat().st_ino != (src / "two").stat().st_ino  # copied
+    assert (obj / "two").read_bytes() == data
+
+
+def test_storage_refuses_a_copy_that_does_not_match(tmp_path: Path) -> None:
+    from oais.domain.storage import Entry
+    from oais.storage.base import StorageError
+    from oais.storage.local import LocalStorage
+
+    (tmp_path / "f").write_bytes(b"what was staged")
+    store = LocalStorage("t", tmp_path / "loc")
+    store.ensure_root()
+    wrong = Entry("f", hashlib.sha512(b"x").hexdigest(), source=tmp_path / "f",
+                  sha256=hashlib.sha256(b"what the catalog expects").hexdigest())
+    with pytest.raises(StorageError, match="f: copy does not match after writing \\(sha256"):
+        store.stage("obj", [wrong])
+    assert store.staging_leftovers() == [] and not store.exists("obj")

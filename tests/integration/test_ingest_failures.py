@@ -22,14 +22,14 @@ class DiskFullStorage(LocalStorage):
         super().__init__(inner.name, inner.path, fsync=inner.fsync, root_files=inner.root_files)
         self.capacity = capacity
 
-    def _write_entry(self, target, entry, progress):  # type: ignore[no-untyped-def]
+    def _write_entry(self, target, entry, progress, buf):  # type: ignore[no-untyped-def]
         size = len(entry.data) if entry.data is not None else entry.source.stat().st_size
         if size > self.capacity:  # write what fits, then fail as a full disk does
             with open(target, "xb") as out:
                 out.write((entry.data or entry.source.read_bytes())[: self.capacity])
             raise OSError(errno.ENOSPC, "No space left on device", str(target))
         self.capacity -= size
-        super()._write_entry(target, entry, progress)
+        super()._write_entry(target, entry, progress, buf)
 
 
 def _nothing_anywhere(archive) -> None:  # type: ignore[no-untyped-def]

@@ -70,6 +70,20 @@ def test_VIR_E001_eicar_detected(database: Path, delivery: dict[Path, str]) -> N
     assert rep.signatures == f"1 signatures from {database}" and rep.scanner == "clamscan"
 
 
+def test_plain_and_odd_names_each_get_their_own_verdict(database: Path, tmp_path: Path) -> None:
+    """Plain paths are listed as they are, odd ones (newline, ": ", non-ASCII) through links: every
+    verdict still lands on its own file, whichever way it was listed."""
+    root = tmp_path / "mixed"
+    root.mkdir()
+    files = {root / "plain.com": eicar(), root / "line\nbreak.txt": b"clean", root / "caf\u00e9.com": eicar(),
+             root / "a: OK": b"clean too", root / "clean.txt": b"nothing here"}
+    for path, data in files.items():
+        path.write_bytes(data)
+    rep = scan(list(files), {p: p.name for p in files}, database=database)
+    assert sorted((str(i.code), i.path) for i in rep.issues) == [
+        ("VIR-E001", "caf\u00e9.com"), ("VIR-E001", "plain.com")], rep.issues
+
+
 def test_clean_fits_passes(database: Path, delivery: dict[Path, str]) -> None:
     clean = [p for p in delivery if p.suffix == ".fits"]
     rep = scan(clean, delivery, database=database)

@@ -1,0 +1,51 @@
+"""Receiving hashes every file in the pass that stages it: the digests equal a fresh read, for
+every form of delivery (folder, zip, tar.gz), and the copy is bit for bit the delivered file."""
+
+from __future__ import annotations
+
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from oais.formats.digest import digest_file
+from sip.receive import stage_delivery
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "delivery"
+    (root / "a" / "b").mkdir(parents=True)
+    rng = __import__("random").Random(7)
+    for i, size in enumerate([0, 1, 4095, 1 << 20, (1 << 20) + 17, 3 << 20]):
+        (root / ("a/b" if i % 2 else "a") / f"f{i}.bin").write_bytes(rng.randbytes(size))
+    return root
+
+
+def _archive(folder: Path, form: str) -> Path:
+    if form == "folder":
+        return folder
+    if form == "zip":
+        out = folder.parent / "d.zip"
+        with zipfile.ZipFile(out, "w") as z:
+            for p in sorted(folder.rglob("*")):
+                z.write(p, p.relative_to(folder.parent).as_posix())
+        return out
+    out = folder.parent / "d.tar.gz"
+    with tarfile.open(out, "w:gz") as t:
+        t.add(folder, arcname=folder.name)
+    return out
+
+
+@pytest.mark.parametrize("form", ["folder", "zip", "tar"])
+def test_staged_digests_equal_a_fresh_read(folder: Path, tmp_path: Path, form: str) -> None:
+    staged = stage_delivery(_archive(folder, form), tmp_path / "staging")
+    files = sorted(p for p in staged.root.rglob("*") if p.is_file())
+    assert len(files) == 6
+    assert set(staged.digests) == set(files)
+    for p in files:
+        assert staged.digests[p] == digest_file(p), p
+    delivered = sorted(digest_file(p).sha512 for p in folder.rglob("*") if p.is_file())
+    assert sorted(f.sha512 for f in staged.digests.values()) == delivered  # bit for bit what was delivered
+
