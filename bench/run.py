@@ -307,7 +307,7 @@ def phase_one_big(b: Bench) -> None:
         b.emit("ingest_4g_peak_mb", f"{median(rss):.0f}",
                f"target <= 200 MB; peak RSS (ru_maxrss from os.wait4) of 'oais ingest' of one {_gib(nbytes)} file, "
                f"median of {runs}; the ingest took {median(secs):.1f} s", rss_mb=rss, seconds=secs)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - one failed phase must not hide the others
         log(traceback.format_exc())
         b.fail(["ingest_4g_peak_mb"], exc)
     finally:
@@ -352,7 +352,7 @@ def phase_search(b: Bench) -> None:
                f"catalog of {fill['files']} files in {fill['aips']} AIPs; {cli}, 'oais aip show' {cli_show:.0f} ms",
                search_ms=probe["search_ms"], show_ms=probe["show_ms"], cli_search_ms=cli_search,
                cli_show_ms=cli_show, catalog=fill)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - one failed phase must not hide the others
         log(traceback.format_exc())
         b.fail(["search_1m_ms"], exc)
     finally:

@@ -178,7 +178,10 @@ class OutputFile:
     @property
     def size(self) -> int:
         """Size in bytes (of the file on disk now, for a ``source``)."""
-        return len(self.data) if self.data is not None else self.source.stat().st_size  # type: ignore[union-attr]
+        if self.data is not None:
+            return len(self.data)
+        assert self.source is not None  # one of the two, checked at construction
+        return self.source.stat().st_size
 
 
 @dataclass(frozen=True)
