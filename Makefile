@@ -16,7 +16,10 @@ SYSTEM_PACKAGES := fitsverify clamav
 
 .PHONY: install sysdeps demo test lint clean
 
+# Byte code for the project's own modules, compiled now: the editable install does not, and a shell
+# with PYTHONDONTWRITEBYTECODE=1 would otherwise compile them again at every command's start.
 install: sysdeps $(STAMP)
+	@$(PY) -m compileall -q oais sip aip dip migrations
 
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

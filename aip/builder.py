@@ -33,6 +33,8 @@ def entry_size(entry: Entry) -> int:
     """Bytes of one file to write: its data in memory, or its staged source file."""
     if entry.data is not None:
         return len(entry.data)
+    if entry.size is not None:
+        return entry.size
     assert entry.source is not None
     return entry.source.stat().st_size
 
@@ -99,7 +101,8 @@ class BuiltAip:
                 continue
             fixity = self.plan.state[item.source]
             if item.source in self.sources:
-                yield Entry(item.path, fixity.sha512, source=self.sources[item.source], sha256=fixity.sha256)
+                yield Entry(item.path, fixity.sha512, source=self.sources[item.source], sha256=fixity.sha256,
+                            size=fixity.size)
             else:
                 yield Entry(item.path, fixity.sha512, data=self._generated(item.source), sha256=fixity.sha256)
 

@@ -33,7 +33,6 @@ from pathlib import Path, PurePosixPath
 from oais.domain.fixity import Fixity
 from oais.domain.issues import Issue, IssueCode, error, issue
 from oais.formats.digest import Digester
-from oais.formats.fileio import start_writeback
 from sip.names import is_system_junk, unsafe_reason
 
 BUFFER = 1 << 20
@@ -263,6 +262,7 @@ class _Budget:
         self.limit, self.which, self.source = limit, which, source
         self.bytes = 0
         self.digests: dict[Path, Fixity] = {}
+        self.folders: set[PurePosixPath] = set()  # staged folders known to exist (``_mkdirs``)
         self._lock = threading.Lock()
 
     def refusal(self, message: str) -> DeliveryRefused:
@@ -291,7 +291,12 @@ def _ensure_owner(fd_or_path: int | Path, current: int, is_dir: bool, like: int 
         os.chmod(fd_or_path, wanted)
 
 
-def _mkdirs(dest: Path, rel: PurePosixPath) -> None:
+def _mkdirs(dest: Path, rel: PurePosixPath, made: set[PurePosixPath] | None = None) -> None:
+    """Create the staged folder ``rel`` and its missing parents. ``made`` (shared by the threads of one
+    delivery) remembers the folders created or found, so a folder of 100 files is checked once, not
+    100 times; nothing but this function adds to it, and a staged folder is never removed meanwhile."""
+    if made is not None and rel in made:
+        return
     current = dest
     for part in rel.parts:
         current = current / part
@@ -304,13 +309,15 @@ def _mkdirs(dest: Path, rel: PurePosixPath) -> None:
         except OSError as exc:
             raise _WriteFailed(rel, exc) from None
         _ensure_owner(current, os.lstat(current).st_mode, is_dir=True)
+    if made is not None:
+        made.add(rel)
 
 
 def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Budget,
            mode: int | None = None, times_ns: tuple[int, int] | None = None) -> None:
     """Write ``chunks`` to the new file ``dest/rel``, hashing them in the same pass (the digests go to
     ``budget.digests``); a partial file never stays behind."""
-    _mkdirs(dest, rel.parent)
+    _mkdirs(dest, rel.parent, budget.folders)
     target = dest.joinpath(*rel.parts)
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
@@ -319,25 +326,24 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
     done = False
     digester = Digester()
     try:
-        with os.fdopen(fd, "wb") as out:
+        try:
             for chunk in chunks:  # an error reading the source propagates as it is
                 budget.add(len(chunk))
                 digester.update(chunk)
+                view, written = memoryview(chunk), 0
                 try:
-                    out.write(chunk)
+                    while written < len(view):  # unbuffered: straight from the chunk to the file
+                        written += os.write(fd, view[written:])
                 except OSError as exc:
                     raise _WriteFailed(rel, exc) from None
-            try:
-                out.flush()  # before the times are set
-            except OSError as exc:
-                raise _WriteFailed(rel, exc) from None
-            start_writeback(out.fileno())  # the disk works while the next files are hashed
-            _ensure_owner(out.fileno(), os.fstat(out.fileno()).st_mode, is_dir=False, like=mode)
+            _ensure_owner(fd, os.fstat(fd).st_mode, is_dir=False, like=mode)
             if times_ns is not None:
                 try:
-                    os.utime(out.fileno(), ns=times_ns)
+                    os.utime(fd, ns=times_ns)
                 except (OSError, OverflowError, ValueError):
                     pass  # an impossible date in an archive is not worth a refusal
+        finally:
+            os.close(fd)
         done = True
         budget.digests[target] = digester.fixity()
     finally:

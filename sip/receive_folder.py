@@ -116,7 +116,7 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
             regular.append((rel, path, st))
             continue
         try:
-            _mkdirs(dest, rel)
+            _mkdirs(dest, rel, budget.folders)
         except _WriteFailed as exc:
             issues.append(exc.issue)
 
@@ -148,8 +148,8 @@ def _copy_regular(path: str, dest: Path, rel: PurePosixPath, st: os.stat_result,
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
     except OSError as exc:
         raise _Unreadable(rel, f"cannot open: {exc.strerror}") from None
-    with os.fdopen(fd, "rb", buffering=0) as src:
-        fst = os.fstat(src.fileno())
+    try:
+        fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
             raise _Unreadable(rel, "changed while being received (no longer the regular file scanned)")
 
@@ -157,7 +157,7 @@ def _copy_regular(path: str, dest: Path, rel: PurePosixPath, st: os.stat_result,
             left = fst.st_size  # the size when opened: a file growing meanwhile cannot run on
             while left > 0:
                 try:
-                    data = src.read(min(BUFFER, left))
+                    data = os.read(fd, min(BUFFER, left))
                 except OSError as exc:
                     raise _Unreadable(rel, f"cannot read: {exc.strerror}") from None
                 if not data:
@@ -166,3 +166,5 @@ def _copy_regular(path: str, dest: Path, rel: PurePosixPath, st: os.stat_result,
                 yield data
 
         _write(dest, rel, chunks(), budget, mode=fst.st_mode, times_ns=(fst.st_atime_ns, fst.st_mtime_ns))
+    finally:
+        os.close(fd)

@@ -166,7 +166,7 @@ def _expand_tar(fh: BinaryIO, dest: Path, limits: Limits, budget: _Budget, where
             assert isinstance(rel, PurePosixPath)
             warnings.extend(name_warnings(rel))
             if member.isdir():
-                _mkdirs(dest, rel)
+                _mkdirs(dest, rel, budget.folders)
                 continue
             files += 1
             src = tf.extractfile(member)

@@ -206,7 +206,7 @@ def _expand_zip(fh: BinaryIO, dest: Path, limits: Limits, budget: _Budget, where
     for info, rel, is_dir in plan:
         try:
             if is_dir:
-                _mkdirs(dest, rel)
+                _mkdirs(dest, rel, budget.folders)
                 continue
             _write(dest, rel, _zip_member(fh, info, info.file_size), budget, times_ns=_zip_time(info))
         except _WriteFailed as exc:

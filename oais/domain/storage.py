@@ -19,6 +19,7 @@ class Entry:
     data: bytes | None = None
     source: Path | None = None
     sha256: str | None = None
+    size: int | None = None  # bytes of ``source`` when known (saves a stat per file)
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.source is None):

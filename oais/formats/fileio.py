@@ -1,39 +1,45 @@
-"""File-system helpers shared by staging (``sip``) and storage: starting writeback early.
+"""File-system helpers for storage: copying in the kernel.
 
-``start_writeback(fd)`` asks Linux to begin writing a file's dirty pages to disk now, without waiting
-(``sync_file_range(SYNC_FILE_RANGE_WRITE)``). Staging and replica writes call it once per file, so the
-disk works while the CPU hashes the next files, instead of all the data waiting in the page cache for
-the kernel's dirty limits or for the final ``syncfs``. It guarantees nothing about durability (the
-storage layer's sync does that) and does nothing where the call does not exist.
+``copy_data(src, dst)`` copies an open file's bytes into another with ``sendfile`` (Linux): the
+kernel copies page to page, without passing every byte through a Python buffer. ``sendfile`` always
+copies the bytes. It never shares blocks between the two files, as ``copy_file_range`` may on file
+systems with reflinks: two replicas on one such file system would then be one physical copy. Where
+``sendfile`` cannot be used on these files (``EINVAL``, ``ENOSYS``, ...), a read/write loop copies.
 """
 
 from __future__ import annotations
 
-import sys
+import errno
+import os
 from collections.abc import Callable
-from functools import cache
 
-SYNC_FILE_RANGE_WRITE = 2
-
-
-@cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    import ctypes.util
-
-    try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+COPY_CHUNK = 8 << 20  # bytes per sendfile call: progress is reported at least this often
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
 
 
-def start_writeback(fd: int) -> None:
-    """Start writing ``fd``'s dirty pages to disk, without waiting; a no-op where unsupported."""
-    fn = _sync_file_range()
-    if fn is not None:
-        fn(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # a failure only means the kernel writes back later
+def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None, buffer: bytearray | None = None
+              ) -> int:
+    """Copy everything from the file ``src`` (an fd, read from its current offset) to ``dst``; returns
+    the number of bytes copied. ``progress(n)`` is called after each chunk. ``sendfile`` where it works,
+    else ``read``/``write`` through ``buffer`` (1 MiB if not given)."""
+    total = 0
+    if hasattr(os, "sendfile"):
+        try:
+            while n := os.sendfile(dst, src, None, COPY_CHUNK):
+                total += n
+                if progress:
+                    progress(n)
+            return total
+        except OSError as exc:
+            if exc.errno not in _NO_SENDFILE or total:
+                raise
+    buf = buffer if buffer is not None else bytearray(1 << 20)
+    view = memoryview(buf)
+    while n := os.readv(src, (buf,)):
+        done = 0
+        while done < n:
+            done += os.write(dst, view[done:n])
+        total += n
+        if progress:
+            progress(n)
+    return total
