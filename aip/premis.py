@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 
 from lxml import etree
 
@@ -39,12 +40,14 @@ LOCAL = "local"
 _HASHES = (("sha256", "SHA-256"), ("sha512", "SHA-512"))
 
 
+@cache
 def _q(name: str) -> str:
     return f"{{{PREMIS_NS}}}{name}"
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, _q(name), xml_attrs(attrs))
+    """A PREMIS child element (a document of 20,000 files makes about 700,000 of them)."""
+    element = etree.SubElement(parent, _q(name), xml_attrs(attrs) if attrs else None)
     if text is not None:
         element.text = xml_text(text)
     return element

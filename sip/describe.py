@@ -10,6 +10,7 @@ manifest are kept under ``submission/``. When the agreement allows mending, the 
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +85,21 @@ class _Run:
 
 
 def _walk(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The files under ``root`` (following links, as ``Path.is_file``), as sorted POSIX paths relative
+    to it. ``os.scandir`` rather than ``Path.rglob``: a delivery may hold many thousands of files."""
+    found: list[str] = []
+    stack = [(os.fspath(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                elif entry.is_file():
+                    found.append(rel)
+    found.sort()
+    return found
 
 
 def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new_id: Callable[[], str],
@@ -130,12 +145,13 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
 
     # 2. what the delivery holds, and where each file goes in the AIP
     items: list[_Item] = []
-    for rel in _walk(payload_root):
+    everything = _walk(payload_root)
+    for rel in everything:
         if not staged.is_bag and rel == MANIFEST_NAME:
             continue
         items.append(_Item(ORIGINAL_PREFIX + unicodedata.normalize("NFC", rel), payload_root / rel,
                            FileRole.ORIGINAL, rel if not staged.is_bag else f"data/{rel}"))
-    for rel in _walk(staged.root):
+    for rel in (everything if payload_root == staged.root else _walk(staged.root)):
         if (staged.is_bag and not rel.startswith("data/")) or rel == MANIFEST_NAME:
             items.append(_Item(SUBMISSION_PREFIX + unicodedata.normalize("NFC", rel), staged.root / rel,
                                FileRole.SUBMISSION, rel))
