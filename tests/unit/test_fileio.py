@@ -33,7 +33,7 @@ def test_empty_file(tmp_path: Path) -> None:
     assert (tmp_path / "b").read_bytes() == b""
 
 
-def test_falls_back_to_read_write_where_sendfile_refuses(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_falls_back_to_read_write_where_sendfile_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
     def refuse(out_fd: int, in_fd: int, offset: object, count: int) -> int:
