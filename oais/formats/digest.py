@@ -1,13 +1,32 @@
-"""Computing sha256 and sha512 of a bitstream in one read pass (streaming, memory independent of size)."""
+"""Digests of bitstreams, streamed (memory independent of size).
+
+* ``Digester``: sha256 and sha512 of the bytes fed to it, for hashing while copying.
+* ``digest_file``: size, sha256 and sha512 of a file in one read pass.
+* ``read_digest``: size and one digest of a stored file, read through a 64 KiB buffer reused by each
+  thread (it stays in the CPU cache; ``hashlib.file_digest`` allocates and zeroes 256 KiB per file,
+  which made re-reading 20,000 small files a third slower). The audit, the replica checks, repairs,
+  DIP orders and the storage's re-read of each written copy all read through it.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from oais.domain.fixity import Fixity
 
 BUFFER = 1 << 20
+READ_BUFFER = 64 << 10
+
+_local = threading.local()
+_HASHES: dict[str, Callable[[], Any]] = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # a FIFO where a file should be must not block the open
 
 
 class Digester:
@@ -43,3 +62,40 @@ def digest_file(path: Path) -> Fixity:
 def digest_bytes(data: bytes) -> Fixity:
     return Fixity(size=len(data), sha256=hashlib.sha256(data).hexdigest(),
                   sha512=hashlib.sha512(data).hexdigest())
+
+
+def _read_buffer() -> memoryview:
+    """This thread's read buffer (allocated once per thread, not once per file)."""
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(READ_BUFFER))
+    return view
+
+
+def read_digest(path: str | os.PathLike[str], algorithm: str = "sha512",
+                consume: Callable[[int], None] | None = None) -> tuple[int, str]:
+    """``(size, hex digest)`` of the regular file at ``path`` (``algorithm``: sha256 or sha512), read up
+    to its end (a short read is the end of a regular file); ``consume(n)`` after each read (a throttle).
+
+    Raises ``OSError`` when it cannot be read, or is not a regular file (a directory, a FIFO, ...).
+    """
+    h = _HASHES[algorithm]()
+    view = _read_buffer()
+    full = len(view)
+    size = 0
+    fd = os.open(path, _O_RDONLY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
+                          "a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file", str(path))
+        while n := os.readv(fd, (view,)):
+            h.update(view[:n])
+            size += n
+            if consume:
+                consume(n)
+            if n < full:
+                break
+    finally:
+        os.close(fd)
+    return size, h.hexdigest()

@@ -26,10 +26,7 @@ uncommitted batch.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import os
-import stat
 import threading
 import time
 from collections import deque
@@ -46,8 +43,8 @@ from oais.catalog import models as m
 from oais.catalog import repository as repo
 from oais.domain import premis
 from oais.domain.package import ReplicaState
+from oais.formats.digest import read_digest
 
-BUFFER = 64 << 10
 TASK_FILES = 32  # files per hashing task: amortizes the hand-over cost on small files ...
 TASK_BYTES = 4 << 20  # ... without making a task of several large files
 TASKS_AHEAD = 256  # tasks queued for the threads: they keep hashing while a batch is recorded
@@ -55,9 +52,6 @@ FLUSH_FILES = 4096  # results per catalog transaction at most ...
 FLUSH_SECONDS = 0.5  # ... and a transaction at least this often while results come in
 IN_CHUNK = 500  # ids per IN (...) list: far below the bound-parameter limits of SQLite and PostgreSQL
 
-_local = threading.local()
-_HASHES: dict[str, Callable[[], Any]] = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
-_O_RDONLY = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # a FIFO left in a replica must not block the open
 
 
 @dataclass(frozen=True)
@@ -123,41 +117,11 @@ class Check:
     detail: str | None = None
 
 
-def _buffer() -> memoryview:
-    """This thread's read buffer (allocated once per thread, not once per file)."""
-    view: memoryview | None = getattr(_local, "view", None)
-    if view is None:
-        view = _local.view = memoryview(bytearray(BUFFER))
-    return view
-
-
 def hash_file(path: str | os.PathLike[str], throttle: Throttle, algorithm: str = "sha512") -> tuple[int, str]:
-    """``(size, hex digest)`` of the regular file at ``path`` (``algorithm``: sha256 or sha512), read
-    through this thread's 64 KiB buffer up to its end (a short read is the end of a regular file).
-
-    Raises ``OSError`` when it cannot be read, or is not a regular file (a directory, a FIFO, ...).
-    """
-    h = _HASHES[algorithm]()
-    view = _buffer()
-    full = len(view)
-    consume = throttle.consume if throttle.rate else None
-    size = 0
-    fd = os.open(path, _O_RDONLY)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
-                          "a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file", str(path))
-        while n := os.readv(fd, (view,)):
-            h.update(view[:n])
-            size += n
-            if consume:
-                consume(n)
-            if n < full:
-                break
-    finally:
-        os.close(fd)
-    return size, h.hexdigest()
+    """``(size, hex digest)`` of the regular file at ``path``, read within ``throttle``'s cap
+    (``oais.formats.digest.read_digest``). Raises ``OSError`` when it cannot be read or is not a
+    regular file."""
+    return read_digest(path, algorithm, throttle.consume if throttle.rate else None)
 
 
 def check_unit(object_dir: str, unit: Unit, throttle: Throttle) -> Check:

@@ -159,7 +159,7 @@ def claim(sessions: sessionmaker[Session], worker: str, now: datetime, settings:
 def _inputs(s: Session, order: m.Order, locations: dict[str, Any]) -> list[Any]:
     """A good copy of each frozen file: a replica whose copy hashes to the catalog's sha512."""
     from dip.model import DipInput
-    from oais.services.audit import Throttle, hash_file
+    from oais.formats.digest import read_digest
 
     out = []
     for f in order.frozen:
@@ -173,7 +173,7 @@ def _inputs(s: Session, order: m.Order, locations: dict[str, Any]) -> list[Any]:
                 continue
             src = store.object_dir(aip.object_path) / row.content_path
             try:
-                size, digest = hash_file(src, Throttle(None, lambda: 0.0, lambda _: None))
+                size, digest = read_digest(src)
             except OSError:
                 continue
             if digest == f["sha512"] and size == f["size"]:

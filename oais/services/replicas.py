@@ -29,8 +29,8 @@ from oais.catalog import repository as repo
 from oais.domain import premis
 from oais.domain.package import ReplicaState
 from oais.domain.storage import Entry
+from oais.formats.digest import read_digest
 from oais.storage.base import StorageError
-from oais.services.audit import Throttle, hash_file
 from oais.services.incidents import add_to_timeline, open_incident, pending_alerts
 
 
@@ -102,7 +102,7 @@ def inspect_aip(aip: m.Aip, locations: dict[str, Any], required: list[str]) -> l
                 problems.append(Problem(aip.identifier, name, "divergent-file", path,
                                         f"{actual[path]} bytes, expected {unit.size}"))
             elif path == "inventory.json":
-                _, digest = hash_file(root / path, Throttle(None, lambda: 0.0, lambda _: None))
+                _, digest = read_digest(root / path)
                 if digest != unit.sha512:
                     problems.append(Problem(aip.identifier, name, "divergent-file", path, "inventory differs"))
             elif unit.last_ok is False:
@@ -164,7 +164,7 @@ def _good_source(aip: m.Aip, unit_path: str, sha512: str, size: int, locations: 
             continue
         path = locations[replica.location].object_dir(aip.object_path) / unit_path
         try:
-            found_size, digest = hash_file(path, Throttle(None, lambda: 0.0, lambda _: None))
+            found_size, digest = read_digest(path)
         except OSError:
             continue
         if digest == sha512 and found_size == size:

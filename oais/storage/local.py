@@ -23,7 +23,6 @@ linked once has two links and is copied: two replicas never share an inode.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import uuid
@@ -33,6 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
+from oais.formats.digest import read_digest
 from oais.formats.fileio import copy_data
 from oais.storage.base import Entry, ObjectExists, ProgressFn, StorageError
 
@@ -347,8 +347,7 @@ def _adopt(source: Path, target: Path) -> bool:
 
 
 def _digest(path: Path, algorithm: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
+    return read_digest(path, algorithm)[1]
 
 
 def _prune_empty_parents(path: Path, stop: Path) -> None:
