@@ -92,8 +92,16 @@ class BuiltAip:
             self.__dict__["_content_paths"] = index
         return index[logical_path]
 
-    def entries(self) -> Iterator[Entry]:
-        """Every file of the object, content first, root inventory sidecar last."""
+    def entries(self) -> list[Entry]:
+        """Every file of the object, content first, root inventory sidecar last. Made once: the ingest
+        asks for them four times (sizes, each location, the catalog), and the in-memory documents
+        (METS, PREMIS, inventories: megabytes for a large delivery) are hashed here."""
+        made: list[Entry] | None = self.__dict__.get("_entries")
+        if made is None:
+            made = self.__dict__["_entries"] = list(self._make_entries())
+        return made
+
+    def _make_entries(self) -> Iterator[Entry]:
         for item in self.plan.entries:
             if isinstance(item.source, bytes):
                 yield Entry(item.path, hashlib.sha512(item.source).hexdigest(), data=item.source,

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from oais.domain.package import Disposition
+from oais.domain.storage import Entry
 from oais.services import holdings
 from oais.services.ingest import IngestRequest, ingest
+from oais.storage.base import ProgressFn
 from oais.storage.local import LocalStorage
 from tests.conftest import tree_snapshot
 
@@ -22,13 +24,17 @@ class DiskFullStorage(LocalStorage):
         super().__init__(inner.name, inner.path, fsync=inner.fsync, root_files=inner.root_files)
         self.capacity = capacity
 
-    def _write_entry(self, target, entry, progress, buf):  # type: ignore[no-untyped-def]
-        size = len(entry.data) if entry.data is not None else entry.source.stat().st_size
-        if size > self.capacity:  # write what fits, then fail as a full disk does
+    def _write_entry(self, target: Path, entry: Entry, progress: ProgressFn | None,
+                     buf: bytearray | None) -> None:
+        data = entry.data
+        if data is None:
+            assert entry.source is not None
+            data = entry.source.read_bytes()
+        if len(data) > self.capacity:  # write what fits, then fail as a full disk does
             with open(target, "xb") as out:
-                out.write((entry.data or entry.source.read_bytes())[: self.capacity])
+                out.write(data[: self.capacity])
             raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        self.capacity -= size
+        self.capacity -= len(data)
         super()._write_entry(target, entry, progress, buf)
 
 
