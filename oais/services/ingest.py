@@ -7,8 +7,8 @@ The pipeline is an ordered list of steps; none of them touches the producer's in
 3. validate: a BagIt bag fully with bagit-python (structure, Oxum, completeness, every checksum);
 4. describe: sha256 + sha512 of every file (computed while staging), format identification, FITS headers;
 5. package: PREMIS 3 and METS 1.12 (validated offline against the official XSDs), OCFL inventory;
-6. store: write the object to every location under a temporary name (fsync, re-read, verify),
-   then move every copy into place;
+6. store: write the object to every location under a temporary name (re-read, verify), flush
+   every location once all are written, then move every copy into place;
 7. catalog: AIP, version, files, replicas and PREMIS events in one transaction.
 
 A failure at any step aborts or rolls back the copies already written, records the delivery as
@@ -215,8 +215,14 @@ def _store(ctx: IngestContext, built: BuiltAip) -> list[StagedObject]:
 
     with ThreadPoolExecutor(len(ctx.locations), thread_name_prefix="store") as pool:
         futures = [pool.submit(stage, i) for i in range(len(ctx.locations))]
-    failures = [exc for exc in (f.exception() for f in futures) if exc is not None]
-    staged = [f.result() for f in futures if f.exception() is None]
+        failures = [exc for exc in (f.exception() for f in futures) if exc is not None]
+        staged = [f.result() for f in futures if f.exception() is None]
+        if not failures:
+            # flushed once every location is written: a flush started while another location is
+            # still writing to the same disk waits on that write too (2 GiB, two locations on one
+            # disk: storing took 3.66 s with a flush at the end of each location's writing)
+            flushes = [pool.submit(obj.make_durable) for obj in staged]
+            failures = [exc for exc in (f.exception() for f in flushes) if exc is not None]
     if failures:
         for obj in staged:
             obj.abort()

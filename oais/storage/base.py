@@ -2,12 +2,15 @@
 
 Writing an object is two-phase so that a failure anywhere leaves nothing half-done on any replica:
 
-1. ``stage(object_path, entries)`` writes every file under a temporary name, flushes it to disk and
-   re-reads it to check its digest; it returns a ``StagedObject``. With ``adopt=True`` the location
-   may take an entry's source file (the caller's own, never modified afterwards) instead of copying
-   it, e.g. by hard link; one ingest gives ``adopt`` to one location at most.
-2. ``StagedObject.commit()`` moves the object into place in one atomic step (a rename); ``abort()``
-   removes the temporary copy. ``StorageLocation.rollback(object_path)`` removes an object that was
+1. ``stage(object_path, entries)`` writes every file under a temporary name and re-reads it to
+   check its digest; it returns a ``StagedObject``. With ``adopt=True`` the location may take an
+   entry's source file (the caller's own, never modified afterwards) instead of copying it, e.g. by
+   hard link; one ingest gives ``adopt`` to one location at most.
+2. ``StagedObject.make_durable()`` flushes the staged copy to disk. ``commit()`` moves the object into
+   place in one atomic step (a rename), after flushing it if ``make_durable`` was not called;
+   ``abort()`` removes the temporary copy. A caller writing several locations flushes them once all
+   are written: flushing one location's disk while another location is still being written to it
+   would wait on that write too. ``StorageLocation.rollback(object_path)`` removes an object that was
    committed by the same, still unfinished, ingest (never used for anything else).
 
 Errors: ``StorageError`` (and its subclass ``ObjectExists``) carry the location name.
@@ -43,6 +46,8 @@ ProgressFn = Callable[[int], None]
 class StagedObject(Protocol):
     location: str
     object_path: str
+
+    def make_durable(self) -> None: ...
 
     def commit(self) -> None: ...
 

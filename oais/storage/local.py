@@ -5,14 +5,17 @@ Layout of a location folder::
     <location>/ocfl/        the OCFL storage root (0=ocfl_1.1, ocfl_layout.json, objects)
     <location>/.staging/    temporary copies being written; never read as holdings
 
-Objects are written under ``.staging`` (same file system), re-read and checked against their sha256
-(sha512 when no sha256 is given), made durable, then the object folder is renamed into place and its
-parent folders are fsynced.
+Objects are written under ``.staging`` (same file system) and re-read and checked against their
+sha256 (sha512 when no sha256 is given) by ``stage``; ``make_durable`` (called by ``commit`` if the
+caller has not) flushes them; ``commit`` then renames the object folder into place and fsyncs its
+parent folders.
 
 Durability is batched per object, not per file: every file of the object is written first, then one
 ``syncfs`` of the location's file system (Linux) makes all of them and their folders durable before the
 rename; elsewhere each file and then each folder is fsynced. ``syncfs`` also flushes whatever else is
-dirty on that file system at the time, which costs time but never durability.
+dirty on that file system at the time, which costs time but never durability. That is why the flush is
+a step of its own: an ingest flushes its locations only once all of them are written, so that a flush
+never waits on another location's copy still being written to the same disk.
 
 ``stage(..., adopt=True)`` lets the location take a source file the caller owns (a staged delivery file
 that nothing will modify any more) by hard link instead of copying it, when it is on the same file
@@ -115,9 +118,22 @@ class LocalStagedObject:
         self.location = storage.name
         self.object_path = object_path
         self.tmp = tmp
+        self.files: list[Path] = []  # every file written under ``tmp``
+        self.durable = not storage.fsync
         self.done = False
 
+    def make_durable(self) -> None:
+        """Flush every file and folder of the staged object to disk (once; ``commit`` calls it if needed)."""
+        if self.durable:
+            return
+        try:
+            _sync_tree(self.tmp, self.files)
+        except OSError as exc:
+            raise StorageError(self.location, f"cannot flush {self.object_path} to disk: {exc}") from exc
+        self.durable = True
+
     def commit(self) -> None:
+        self.make_durable()
         final = self.storage.object_dir(self.object_path)
         try:
             _makedirs_synced(final.parent, self.storage.root, self.storage.fsync)
@@ -199,8 +215,7 @@ class LocalStorage:
                     self._write_entry(target, entry, progress, buf)
                 written.append((target, entry))
             self._verify(written)
-            if self.fsync:
-                _sync_tree(tmp, [p for p, _ in written])
+            staged.files = [p for p, _ in written]
         except StorageError:
             staged.abort()
             raise

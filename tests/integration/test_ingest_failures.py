@@ -154,3 +154,90 @@ def test_OAIS_E999_unexpected_error_is_recorded_cleaned_up_and_raised(archive, f
     with archive.sessions() as s:
         d = repo.delivery(s, "urn:uuid:00000000-0000-0000-0000-000000000001")
         assert d.disposition == "refused" and "OAIS-E999" in d.reason
+
+
+def test_STO_E001_flush_failure_on_second_replica(archive, fits_delivery: Path,  # type: ignore[no-untyped-def]
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk of replica-b reports an I/O error when its copy is flushed: nothing is committed."""
+    import oais.storage.local as local
+
+    real_sync = local._sync_tree
+    replica_b = archive.locations[1].path
+
+    def failing_sync(top: Path, files: list[Path]) -> None:
+        if top.is_relative_to(replica_b):
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(top, files)
+
+    monkeypatch.setattr(local, "_sync_tree", failing_sync)
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    _refused(archive, result, "STO-E001")
+    assert "cannot flush" in result.reason and "replica-b" in result.reason and "Input/output error" in result.reason
+    _nothing_anywhere(archive)
+
+
+def test_locations_are_flushed_once_all_are_written(archive, fits_delivery: Path,  # type: ignore[no-untyped-def]
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No location is flushed while another is still writing (a flush of a shared disk would wait on
+    that write), every location is flushed before anything is renamed into place, and exactly once."""
+    import oais.storage.local as local
+
+    steps: list[tuple[str, str]] = []
+    real_sync, real_verify, real_rename = local._sync_tree, local.LocalStorage._verify, local.os.rename
+    names = {loc.path: loc.name for loc in archive.locations}
+
+    def where(path: Path) -> str:
+        return next(name for root, name in names.items() if Path(path).is_relative_to(root))
+
+    def recording_verify(self: local.LocalStorage, written: list[tuple[Path, Entry]]) -> None:
+        real_verify(self, written)
+        steps.append(("written", self.name))
+
+    def recording_sync(top: Path, files: list[Path]) -> None:
+        steps.append(("flushed", where(top)))
+        real_sync(top, files)
+
+    def recording_rename(src: str | Path, dst: str | Path) -> None:
+        if str(src).endswith(".tmp"):
+            steps.append(("renamed", where(Path(src))))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(local.LocalStorage, "_verify", recording_verify)
+    monkeypatch.setattr(local, "_sync_tree", recording_sync)
+    monkeypatch.setattr(local.os, "rename", recording_rename)
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.ACCEPTED, result.issues
+    assert archive.settings.fsync, "the test archive must flush (storage.fsync = true)"
+    kinds = [k for k, _ in steps]
+    assert sorted(kinds) == ["flushed"] * 2 + ["renamed"] * 2 + ["written"] * 2, steps
+    assert kinds[:2] == ["written", "written"], steps
+    assert kinds[2:4] == ["flushed", "flushed"], steps
+    assert {n for k, n in steps if k == "flushed"} == {"replica-a", "replica-b"}
+
+
+def test_commit_flushes_a_copy_not_yet_flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that commits without ``make_durable`` (a repair writing one location) still gets a
+    durable object: ``commit`` flushes it before the rename, once."""
+    import oais.storage.local as local
+
+    flushed: list[Path] = []
+    real_sync = local._sync_tree
+
+    def recording_sync(top: Path, files: list[Path]) -> None:
+        assert top.exists() and top.name.endswith(".tmp"), "flushed after the rename"
+        flushed.append(top)
+        real_sync(top, files)
+
+    monkeypatch.setattr(local, "_sync_tree", recording_sync)
+    store = LocalStorage("loc", tmp_path / "loc")
+    store.ensure_root()
+    data = b"payload\n"
+    import hashlib
+
+    staged = store.stage("obj", [Entry("v1/content/a.txt", hashlib.sha512(data).hexdigest(), data=data)])
+    assert flushed == [] and not staged.durable
+    staged.commit()
+    assert len(flushed) == 1 and staged.durable
+    assert (store.object_dir("obj") / "v1/content/a.txt").read_bytes() == data
+    staged.make_durable()
+    assert len(flushed) == 1
