@@ -73,9 +73,11 @@ def _read_buffer() -> memoryview:
 
 
 def read_digest(path: str | os.PathLike[str], algorithm: str = "sha512",
-                consume: Callable[[int], None] | None = None) -> tuple[int, str]:
+                consume: Callable[[int], None] | None = None, *, dir_fd: int | None = None) -> tuple[int, str]:
     """``(size, hex digest)`` of the regular file at ``path`` (``algorithm``: sha256 or sha512), read up
     to its end (a short read is the end of a regular file); ``consume(n)`` after each read (a throttle).
+    With ``dir_fd`` (an open folder), a relative ``path`` is found from that folder: the kernel then
+    walks only the path below it, not the whole path from the root for every file.
 
     Raises ``OSError`` when it cannot be read, or is not a regular file (a directory, a FIFO, ...).
     """
@@ -83,7 +85,7 @@ def read_digest(path: str | os.PathLike[str], algorithm: str = "sha512",
     view = _read_buffer()
     full = len(view)
     size = 0
-    fd = os.open(path, _O_RDONLY)
+    fd = os.open(path, _O_RDONLY, dir_fd=dir_fd)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

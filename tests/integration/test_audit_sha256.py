@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,20 @@ def test_audit_command_starts_light_and_still_refuses_an_old_catalog(tmp_path: P
         engine.dispose()
     ran = _run_audit_command(settings.home)
     assert ran["code"] == 2 and "is at revision 0006" in ran["stderr"] and "oais db upgrade" in ran["stderr"], ran
+
+
+def test_audit_leaves_no_descriptor_open(held: Held) -> None:
+    """Every object folder the audit opens (files are read relative to it) is closed at the end,
+    whether the replica is intact, damaged, or gone."""
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc/self/fd on this system to count open descriptors")
+    before = open_fds()
+    assert held.audit().intact
+    flip_byte(held.obj(GOOD) / FITS)
+    shutil.rmtree(held.obj(BAD))
+    result = held.audit()
+    assert not result.intact and {f["outcome"] for f in result.failed} == {"fail", "missing"}
+    assert open_fds() - before == set()

@@ -53,3 +53,18 @@ def test_not_a_regular_file_is_an_error_never_a_wait(tmp_path: Path) -> None:
         read_digest(tmp_path / "fifo")  # opened without blocking, then refused
     with pytest.raises(FileNotFoundError):
         read_digest(tmp_path / "missing")
+
+
+def test_relative_to_an_open_folder(tmp_path: Path) -> None:
+    (tmp_path / "obj" / "v1" / "content").mkdir(parents=True)
+    data = os.urandom(READ_BUFFER + 3)
+    (tmp_path / "obj" / "v1" / "content" / "a.fits").write_bytes(data)
+    fd = os.open(tmp_path / "obj", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert read_digest("v1/content/a.fits", "sha256", dir_fd=fd) == (len(data), hashlib.sha256(data).hexdigest())
+        with pytest.raises(FileNotFoundError):
+            read_digest("v1/content/b.fits", "sha256", dir_fd=fd)
+        with pytest.raises(OSError, match="directory"):
+            read_digest("v1", dir_fd=fd)
+    finally:
+        os.close(fd)
