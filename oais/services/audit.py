@@ -311,38 +311,45 @@ def _last_ok(outcome: str) -> bool | None:
 
 def _record(sessions: sessionmaker[Session], audit: m.Audit, batch: Sequence[tuple[Check, Unit]],
             now: datetime) -> None:
-    """One transaction: the units' last check, their ``fixity_checks`` rows and the audit's counters.
+    """One transaction: the units' last check, their ``fixity_checks`` rows and the audit's counters."""
+    with sessions.begin() as s:
+        _record_in(s, audit, batch, now)
+
+
+def _record_in(s: Session, audit: m.Audit, batch: Sequence[tuple[Check, Unit]], now: datetime) -> None:
+    """The units' last check, their ``fixity_checks`` rows and the audit's counters, in ``s``'s transaction.
 
     Set-based, a few statements per batch: the units are updated by outcome (``WHERE id IN``); a
     check that passed found exactly the size and digest the catalog holds, so its row is copied from
     ``stored_files`` by ``INSERT ... SELECT``; the other checks are inserted with ``executemany``.
     """
+    if not batch:
+        return
     tables = m.Base.metadata.tables
     units, checks, audits = tables["stored_files"], tables["fixity_checks"], tables["audits"]
     by_last_ok: dict[bool | None, list[int]] = {}
     for c, _u in batch:
         by_last_ok.setdefault(_last_ok(c.outcome), []).append(c.unit_id)
-    with sessions.begin() as s:
-        for last_ok, ids in by_last_ok.items():
-            for chunk in _in_chunks(ids):
-                s.execute(update(units).where(units.c.id.in_(chunk)).values(last_checked_at=now, last_ok=last_ok))
-        for chunk in _in_chunks(c.unit_id for c, _u in batch if c.outcome == "pass"):
-            s.execute(insert(checks).from_select(
-                ["stored_file_id", "audit_id", "checked_at", "outcome", "sha256_found", "sha512_found", "size_found"],
-                select(units.c.id, literal(audit.identifier, checks.c.audit_id.type),
-                       literal(now, checks.c.checked_at.type), literal("pass", checks.c.outcome.type),
-                       units.c.sha256, case((units.c.sha256.is_(None), units.c.sha512)), units.c.size)
-                .where(units.c.id.in_(chunk))))
-        others = [{"stored_file_id": c.unit_id, "audit_id": audit.identifier, "checked_at": now,
-                   "outcome": c.outcome, "sha256_found": c.digest if c.algorithm == "sha256" else None,
-                   "sha512_found": c.digest if c.algorithm == "sha512" else None, "size_found": c.size,
-                   "detail": c.detail} for c, _u in batch if c.outcome != "pass"]
-        if others:
-            s.execute(insert(checks), others)
-        s.execute(update(audits).where(audits.c.id == audit.id).values(
-            files_checked=audits.c.files_checked + len(batch),
-            bytes_checked=audits.c.bytes_checked + sum(u.size for _c, u in batch),
-            failures=audits.c.failures + len(others)))
+    for last_ok, ids in by_last_ok.items():
+        for chunk in _in_chunks(ids):
+            s.execute(update(units).where(units.c.id.in_(chunk)).values(last_checked_at=now, last_ok=last_ok))
+    for chunk in _in_chunks(c.unit_id for c, _u in batch if c.outcome == "pass"):
+        s.execute(insert(checks).from_select(
+            ["stored_file_id", "audit_id", "checked_at", "outcome", "sha256_found", "sha512_found", "size_found"],
+            select(units.c.id, literal(audit.identifier, checks.c.audit_id.type),
+                   literal(now, checks.c.checked_at.type), literal("pass", checks.c.outcome.type),
+                   units.c.sha256, case((units.c.sha256.is_(None), units.c.sha512)), units.c.size)
+            .where(units.c.id.in_(chunk))))
+    others = [{"stored_file_id": c.unit_id, "audit_id": audit.identifier, "checked_at": now,
+               "outcome": c.outcome, "sha256_found": c.digest if c.algorithm == "sha256" else None,
+               "sha512_found": c.digest if c.algorithm == "sha512" else None, "size_found": c.size,
+               "detail": c.detail} for c, _u in batch if c.outcome != "pass"]
+    if others:
+        s.execute(insert(checks), others)
+    s.execute(update(audits).where(audits.c.id == audit.id).values(
+        files_checked=audits.c.files_checked + len(batch),
+        bytes_checked=audits.c.bytes_checked + sum(u.size for _c, u in batch),
+        failures=audits.c.failures + len(others)))
 
 
 def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope: str, *,
@@ -372,6 +379,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
                 progress(f"audit {checked}/{len(units)} files", done, total)
         batch, deadline = [], time.monotonic() + FLUSH_SECONDS
 
+    whole = limit_files is None and limit_bytes is None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         checks = _checked(pool, units, locations, throttle, FLUSH_SECONDS / 5)
         try:
@@ -381,12 +389,17 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
                     bad.extend(r for r in ready if r[0].outcome != "pass")
                 if len(batch) >= FLUSH_FILES or (batch and time.monotonic() >= deadline):
                     flush()
-            flush()
+            if not whole:
+                flush()
         finally:
             checks.close()  # on an error: the tasks not started are cancelled, not run
     _flag_failures(sessions, clock(), result, bad)
-    if limit_files is None and limit_bytes is None:
-        _finish(sessions, audit, clock(), new_id, result)
+    if whole:
+        # the last results are recorded in the transaction that closes the audit: one commit (and
+        # one flush of the catalog to disk) fewer after the last file is read
+        _finish(sessions, audit, clock(), new_id, result, tail=batch)
+        if progress and batch:
+            progress(f"audit {len(units)}/{len(units)} files", total, total)
     else:
         with sessions() as s:
             finished = not _pending(s, audit, 1)
@@ -491,13 +504,15 @@ def _algorithms(r: _ReplicaSummary) -> str:
 
 
 def _finish(sessions: sessionmaker[Session], audit: m.Audit, now: datetime, new_id: Callable[[], str],
-            result: AuditResult) -> None:
-    """One PREMIS fixity-check event per AIP replica, replica states, incidents; the audit is closed."""
+            result: AuditResult, tail: Sequence[tuple[Check, Unit]] = ()) -> None:
+    """In one transaction: the checks of ``tail`` not recorded yet, one PREMIS fixity-check event per
+    AIP replica, replica states, incidents; the audit is closed."""
     from oais.services.incidents import pending_alerts
 
     agent = premis.archive_agent()
     exe = premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM)
     with sessions.begin() as s:
+        _record_in(s, audit, tail, now)
         for replica, r in _summarize(s, audit, result):
             errors = sum(1 for _p, o, _d in r.bad if o == "error")
             outcome = premis.Outcome.FAILURE if r.bad else premis.Outcome.SUCCESS

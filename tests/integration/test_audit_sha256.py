@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
 from oais.bootstrap import init_archive, new_urn, open_archive
 from oais.catalog import models as m
@@ -309,3 +309,50 @@ def test_audit_leaves_no_descriptor_open(held: Held) -> None:
     result = held.audit()
     assert not result.intact and {f["outcome"] for f in result.failed} == {"fail", "missing"}
     assert open_fds() - before == set()
+
+
+def _fail_event_inserts(held: Held, on: bool) -> None:
+    """A real catalog failure: a trigger refuses every new PREMIS event (SQLite or PostgreSQL)."""
+    sqlite = held.archive.engine.dialect.name == "sqlite"
+    with held.archive.engine.begin() as conn:
+        if on and sqlite:
+            conn.execute(text("CREATE TRIGGER no_events BEFORE INSERT ON events "
+                              "BEGIN SELECT RAISE(ABORT, 'injected catalog failure'); END"))
+        elif on:
+            conn.execute(text("CREATE FUNCTION no_events() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'injected catalog failure'; END $$"))
+            conn.execute(text("CREATE TRIGGER no_events BEFORE INSERT ON events "
+                              "FOR EACH ROW EXECUTE FUNCTION no_events()"))
+        else:
+            conn.execute(text("DROP TRIGGER no_events" + ("" if sqlite else " ON events")))
+
+
+def test_last_results_and_closing_are_one_transaction(held: Held) -> None:
+    """The last checks are recorded with the audit's closing (its events): when the closing fails,
+    those checks are not recorded either, and the next run resumes the audit and checks each of
+    them once, so no file is skipped or counted twice."""
+    units = held.units()
+
+    def last_checked() -> dict[int, Any]:
+        with held.archive.sessions() as s:
+            return {i: t for i, t in s.execute(select(m.StoredFile.id, m.StoredFile.last_checked_at))}
+
+    before = last_checked()
+    _fail_event_inserts(held, on=True)
+    with pytest.raises(Exception, match="injected catalog failure"):
+        held.audit()
+    with held.archive.sessions() as s:
+        audit = s.scalars(select(m.Audit)).one()
+        recorded = s.scalar(select(func.count()).select_from(m.FixityCheck)) or 0
+    assert audit.finished_at is None
+    assert recorded < len(units), "the last results were committed without the closing"
+    assert sum(1 for i, t in last_checked().items() if t != before[i]) == recorded
+    _fail_event_inserts(held, on=False)
+    result = held.audit()
+    assert result.resumed and result.audit_id == audit.identifier
+    assert result.intact and result.files == result.passed == len(units)
+    assert len(held.checks(result.audit_id)) == len(units)
+    with held.archive.sessions() as s:
+        per_unit = s.execute(select(m.FixityCheck.stored_file_id, func.count())
+                             .group_by(m.FixityCheck.stored_file_id)).all()
+    assert sorted(n for _id, n in per_unit) == [1] * len(units)
