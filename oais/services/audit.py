@@ -21,7 +21,8 @@ small tasks, several tasks ahead, so hashing goes on while the main thread recor
 the previous ones: one transaction per batch (:data:`FLUSH_SECONDS` of work or :data:`FLUSH_FILES`
 files at most) of a few set-based statements (:func:`_record`), never one statement per file. A
 batch is committed whole or not at all, so a killed audit redoes at most the files of its last
-uncommitted batch.
+uncommitted batch. The last batch of a whole (uncapped) run is committed with the audit's closing
+(:func:`_finish`): one commit fewer after the last file is read.
 """
 
 from __future__ import annotations
