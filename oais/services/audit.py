@@ -52,6 +52,7 @@ TASKS_AHEAD = 256  # tasks queued for the threads: they keep hashing while a bat
 FLUSH_FILES = 4096  # results per catalog transaction at most ...
 FLUSH_SECONDS = 0.5  # ... and a transaction at least this often while results come in
 IN_CHUNK = 500  # ids per IN (...) list: far below the bound-parameter limits of SQLite and PostgreSQL
+RUN_MIN = 8  # consecutive ids from which a range (BETWEEN) is used instead of an IN list
 
 
 
@@ -332,15 +333,15 @@ def _record_in(s: Session, audit: m.Audit, batch: Sequence[tuple[Check, Unit]], 
     for c, _u in batch:
         by_last_ok.setdefault(_last_ok(c.outcome), []).append(c.unit_id)
     for last_ok, ids in by_last_ok.items():
-        for chunk in _in_chunks(ids):
-            s.execute(update(units).where(units.c.id.in_(chunk)).values(last_checked_at=now, last_ok=last_ok))
-    for chunk in _in_chunks(c.unit_id for c, _u in batch if c.outcome == "pass"):
+        for where in _id_filters(units.c.id, ids):
+            s.execute(update(units).where(where).values(last_checked_at=now, last_ok=last_ok))
+    for where in _id_filters(units.c.id, [c.unit_id for c, _u in batch if c.outcome == "pass"]):
         s.execute(insert(checks).from_select(
             ["stored_file_id", "audit_id", "checked_at", "outcome", "sha256_found", "sha512_found", "size_found"],
             select(units.c.id, literal(audit.identifier, checks.c.audit_id.type),
                    literal(now, checks.c.checked_at.type), literal("pass", checks.c.outcome.type),
                    units.c.sha256, case((units.c.sha256.is_(None), units.c.sha512)), units.c.size)
-            .where(units.c.id.in_(chunk))))
+            .where(where)))
     others = [{"stored_file_id": c.unit_id, "audit_id": audit.identifier, "checked_at": now,
                "outcome": c.outcome, "sha256_found": c.digest if c.algorithm == "sha256" else None,
                "sha512_found": c.digest if c.algorithm == "sha512" else None, "size_found": c.size,
@@ -412,6 +413,31 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
             result.failed = [{"aip_id": u.replica.aip_id, "location": u.replica.location, "path": u.path,
                               "outcome": c.outcome, "detail": c.detail} for c, u in bad]
     return result
+
+
+def _id_filters(column: Any, ids: Iterable[int]) -> Iterator[Any]:
+    """Conditions on ``column`` that together select exactly ``ids``: ``BETWEEN`` for each run of at
+    least :data:`RUN_MIN` consecutive ids, ``IN (...)`` lists of at most :data:`IN_CHUNK` for the others.
+
+    Units come sorted by their last check and id, and the stored files of one replica have
+    consecutive ids (inserted together), so a batch is mostly a few runs: a statement with two
+    parameters each, instead of thousands of expanded ``IN`` parameters, each rendered into the
+    SQL text by SQLAlchemy while holding the interpreter lock the hashing threads need.
+    """
+    ordered = sorted(set(ids))
+    singles: list[int] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        if j - i + 1 >= RUN_MIN:
+            yield column.between(ordered[i], ordered[j])
+        else:
+            singles.extend(ordered[i:j + 1])
+        i = j + 1
+    for chunk in _in_chunks(singles):
+        yield column.in_(chunk)
 
 
 def _in_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
