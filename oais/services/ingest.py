@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -359,15 +359,24 @@ def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id
     s.add(version)
     s.flush()  # the version's id, for the bulk inserts below
     _insert_files(s, built, version.id)
-    written = [(e.path, entry_size(e), e.sha512, e.sha256) for e in built.entries()]
+    stored = _table("stored_files")
+    first: int | None = None
     for name in locations:
         replica = m.Replica(aip=aip, location=name, state=str(ReplicaState.OK), last_verified_at=now,
                             last_verified_ok=True)
         s.add(replica)
         s.flush()
-        s.execute(insert(_table("stored_files")), [
-            {"replica_id": replica.id, "path": path, "size": size, "sha512": sha512, "sha256": sha256,
-             "last_checked_at": now, "last_ok": True} for path, size, sha512, sha256 in written])
+        if first is None:
+            first = replica.id
+            s.execute(insert(stored), [
+                {"replica_id": replica.id, "path": e.path, "size": entry_size(e), "sha512": e.sha512,
+                 "sha256": e.sha256, "last_checked_at": now, "last_ok": True} for e in built.entries()])
+        else:  # every location holds the same files: copied row for row in the database
+            s.execute(insert(stored).from_select(
+                ["replica_id", "path", "size", "sha512", "sha256", "last_checked_at", "last_ok"],
+                select(literal(replica.id, stored.c.replica_id.type), stored.c.path, stored.c.size,
+                       stored.c.sha512, stored.c.sha256, stored.c.last_checked_at, stored.c.last_ok)
+                .where(stored.c.replica_id == first).order_by(stored.c.id)))
     s.flush()
     for event in built.events:
         repo.add_event(s, event, built.agents, aip=aip, delivery=delivery)

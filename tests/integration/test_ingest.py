@@ -267,3 +267,32 @@ def test_storage_refuses_a_copy_that_does_not_match(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="f: copy does not match after writing \\(sha256"):
         store.stage("obj", [wrong])
     assert store.staging_leftovers() == [] and not store.exists("obj")
+
+
+def test_every_replica_catalogues_every_file_it_holds(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each location's ``stored_files`` rows list exactly the files of its copy of the object, with
+    the size and digests of the bytes there (the second location's rows are copied from the first's
+    in the database, so this checks them against the disk)."""
+    from sqlalchemy import select
+
+    from oais.catalog import models as m
+
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.ACCEPTED, result.issues
+    path = ocfl_object_path(archive, result.aip_id)
+    with archive.sessions() as s:
+        rows = s.execute(select(m.Replica.location, m.StoredFile.path, m.StoredFile.size, m.StoredFile.sha256,
+                                m.StoredFile.sha512, m.StoredFile.last_ok)
+                         .join(m.Replica, m.StoredFile.replica_id == m.Replica.id)).all()
+    assert {r[0] for r in rows} == {loc.name for loc in archive.locations}
+    for loc in archive.locations:
+        root = loc.object_dir(path)
+        on_disk = {}
+        for p in root.rglob("*"):
+            if p.is_file():
+                data = p.read_bytes()
+                on_disk[p.relative_to(root).as_posix()] = (len(data), hashlib.sha256(data).hexdigest(),
+                                                           hashlib.sha512(data).hexdigest(), True)
+        catalogued = {r[1]: (r[2], r[3], r[4], r[5]) for r in rows if r[0] == loc.name}
+        assert len(catalogued) == sum(1 for r in rows if r[0] == loc.name), f"{loc.name}: a path twice"
+        assert catalogued == on_disk, loc.name
