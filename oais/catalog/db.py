@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout."""
+    """An engine for ``url``; SQLite gets foreign keys, WAL, ``synchronous=FULL`` (set again on
+    every connection going back to the pool, whatever :func:`redoable_commit` relaxed) and a busy
+    timeout."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_engine(url, **kwargs)
@@ -26,7 +28,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
 
+        @event.listens_for(engine, "checkin")
+        def _full_sync_again(dbapi_conn: Any, _record: Any) -> None:
+            if dbapi_conn is not None:  # None: the connection was invalidated and closed
+                dbapi_conn.execute("PRAGMA synchronous=FULL")
+
     return engine
+
+
+def redoable_commit(session: Session) -> None:
+    """Let the commit of ``session``'s transaction (call it first) return before the catalog's disk
+    has it: for work that is redone when it is lost, such as one batch of fixity-audit results.
+
+    A crash or a power loss can then lose that transaction, never the catalog's consistency, and the
+    next durable commit on the same database (the default, and every later transaction) makes it
+    durable too: SQLite's WAL and PostgreSQL's write-ahead log are written in order, and syncing a
+    commit syncs everything before it. SQLite: ``synchronous=NORMAL`` for this connection until it
+    goes back to the pool (it is set back to FULL then; it cannot change within a transaction, so
+    it is left as it is if one is already open). PostgreSQL: ``synchronous_commit`` off for this
+    transaction only.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    elif conn.dialect.name == "sqlite":
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from oais.catalog import models as m
 from oais.catalog import repository as repo
+from oais.catalog.db import redoable_commit
 from oais.domain import premis
 from oais.domain.package import ReplicaState
 from oais.formats.digest import read_digest
@@ -227,6 +228,9 @@ def _pending(s: Session, audit: m.Audit, limit_files: int | None = None, limit_b
 def start_or_resume(sessions: sessionmaker[Session], scope: str, now: datetime, new_id: Callable[[], str]
                     ) -> tuple[m.Audit, bool]:
     with sessions.begin() as s:
+        # a new audit row lost in a crash is harmless: every batch committed after it would be lost
+        # with it (the log is written in order), and the next run starts the audit afresh
+        redoable_commit(s)
         audit = s.scalar(select(m.Audit).where(m.Audit.scope == scope, m.Audit.finished_at.is_(None))
                          .order_by(m.Audit.started_at.desc()).limit(1))
         if audit is not None:
@@ -313,8 +317,13 @@ def _last_ok(outcome: str) -> bool | None:
 
 def _record(sessions: sessionmaker[Session], audit: m.Audit, batch: Sequence[tuple[Check, Unit]],
             now: datetime) -> None:
-    """One transaction: the units' last check, their ``fixity_checks`` rows and the audit's counters."""
+    """One transaction: the units' last check, their ``fixity_checks`` rows and the audit's counters.
+
+    Its commit does not wait for the disk (:func:`oais.catalog.db.redoable_commit`): lost in a crash,
+    the batch is checked again when the audit resumes, and the audit's closing (:func:`_finish`), a
+    durable commit, makes every batch before it durable."""
     with sessions.begin() as s:
+        redoable_commit(s)
         _record_in(s, audit, batch, now)
 
 

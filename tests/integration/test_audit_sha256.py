@@ -356,3 +356,28 @@ def test_last_results_and_closing_are_one_transaction(held: Held) -> None:
         per_unit = s.execute(select(m.FixityCheck.stored_file_id, func.count())
                              .group_by(m.FixityCheck.stored_file_id)).all()
     assert sorted(n for _id, n in per_unit) == [1] * len(units)
+
+
+def test_catalog_is_durable_again_after_an_audit(held: Held) -> None:
+    """The audit's batches are committed without waiting for the disk (they are redone if lost); the
+    connections it used go back to the pool with the catalog's durable setting, so that nothing
+    else (an ingest in the same process) ever commits that way."""
+    from oais.catalog.db import redoable_commit
+
+    engine = held.archive.engine
+    setting = "PRAGMA synchronous" if engine.dialect.name == "sqlite" else "SHOW synchronous_commit"
+    durable = 2 if engine.dialect.name == "sqlite" else "on"
+    with held.archive.sessions.begin() as s:
+        redoable_commit(s)
+        relaxed = s.execute(text(setting)).scalar()
+    assert relaxed in (1, "off"), relaxed
+    assert held.audit().intact
+    for _ in range(3):  # whichever pooled connection comes next
+        with held.archive.sessions() as s:
+            assert s.execute(text(setting)).scalar() == durable
+    if engine.dialect.name == "sqlite":  # inside an open transaction, the setting is left alone
+        with held.archive.sessions.begin() as s:
+            s.execute(text("SELECT 1 FROM audits")).all()
+            s.execute(update(m.Audit).values(files_checked=m.Audit.files_checked))
+            redoable_commit(s)
+            assert s.execute(text(setting)).scalar() == durable
