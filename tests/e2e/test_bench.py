@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 EXPECTED = [
@@ -38,3 +40,34 @@ def test_bench_runs_at_a_tiny_scale(tmp_path: Path) -> None:
         assert value == "n/a" or re.fullmatch(r"[0-9.e+-]+", value), (name, value)
     # the work folder is cleaned up
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
+def test_outputs_of_timed_runs_are_deleted_when_the_phase_ends(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a timed run wrote is moved aside and deleted only when its phase ends (no deletion, and
+    so no burst of discards, while another run is timed); without room for that, at once."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("oais_bench_run", REPO / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    bench_run = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench_run)  # dataclasses look their module up there
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds bench/ to it
+    spec.loader.exec_module(bench_run)
+
+    b = bench_run.Bench(scale=1, runs=1, work=tmp_path, selected=set(), env={})
+    for name in ("cp2", "ocflpy"):
+        (tmp_path / name / "a").mkdir(parents=True)
+        (tmp_path / name / "a" / "f").write_bytes(b"x" * 1000)
+        b.discard(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    assert sorted(p.name for p in (tmp_path / "trash").iterdir()) == ["1", "2"]
+    assert (tmp_path / "trash" / "1" / "a" / "f").read_bytes() == b"x" * 1000
+    b.discard(tmp_path / "never-made")  # nothing to do
+    b.empty_trash()
+    assert not (tmp_path / "trash").exists()
+
+    b.defer_removal = False
+    (tmp_path / "cp2").mkdir()
+    b.discard(tmp_path / "cp2")
+    assert not (tmp_path / "cp2").exists() and not (tmp_path / "trash").exists()
