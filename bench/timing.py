@@ -5,8 +5,9 @@ Method (see docs/performance.md):
 * every contender (ours or a reference) runs ``runs`` times, interleaved in the same process run:
   run 1 is ours, ref1, ref2; run 2 is ref1, ref2, ours; run 3 is ref2, ours, ref1; ... so that
   drift of the machine (other jobs, thermal, page-cache pressure) hits both sides alike;
-* before every timed command: ``sync`` (untimed), so dirty pages left by the previous command are
-  not written back on the next one's clock. Page caches are NOT dropped (that needs root and
+* before every timed command: ``sync``, then a wait until the disk is quiet (both untimed; see
+  :func:`quiet_disk`), so that neither dirty pages nor the discards of an earlier deletion are
+  written back on the next command's clock. Page caches are NOT dropped (that needs root and
   ``/proc/sys/vm/drop_caches``, is not reliable on a shared or virtual machine, and would measure
   the disk rather than our code): inputs are generated just before and are read from page cache,
   by us and by the references alike;
@@ -23,6 +24,45 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+
+PSI_IO = "/proc/pressure/io"
+QUIET_SHARE = 0.02  # the disk is quiet when tasks waited on it less than 2 % of a sampling window ...
+QUIET_WINDOW = 0.5  # ... of this many seconds
+QUIET_MAX_WAIT = 45.0  # and a timed command starts after this long at most, quiet or not
+
+
+def _io_stall_us() -> int | None:
+    """Microseconds that some task has waited on I/O since boot (Linux pressure stall information)."""
+    try:
+        with open(PSI_IO, encoding="ascii") as f:
+            first = f.readline().split()
+    except OSError:
+        return None
+    fields = dict(part.split("=", 1) for part in first[1:] if "=" in part)
+    return int(fields["total"]) if "total" in fields else None
+
+
+def quiet_disk(max_wait: float = QUIET_MAX_WAIT) -> float:
+    """Wait until no task waits on I/O for more than :data:`QUIET_SHARE` of a :data:`QUIET_WINDOW`
+    window, at most ``max_wait`` seconds; returns the seconds waited.
+
+    ``sync`` returns once the data are written, but this file system (mounted with online
+    ``discard``) goes on sending discards for the files deleted before, for up to 20-30 s after
+    gigabytes are removed; the command timed next would share the disk with them. Where pressure
+    stall information is not available (not Linux, or an old kernel), nothing is waited for.
+    """
+    start = time.perf_counter()
+    before = _io_stall_us()
+    if before is None:
+        return 0.0
+    while time.perf_counter() - start < max_wait:
+        time.sleep(QUIET_WINDOW)
+        now = _io_stall_us()
+        if now is None or now - before < QUIET_SHARE * QUIET_WINDOW * 1e6:
+            break
+        before = now
+    return time.perf_counter() - start
 
 
 def median(values: Sequence[float]) -> float:
@@ -104,6 +144,9 @@ def alternate(runs: int, contenders: Sequence[Contender], label: str = "") -> No
         for c in list(contenders[k:]) + list(contenders[:k]):
             ctx = c.prepare(i)
             os.sync()
+            waited = quiet_disk()
+            if waited > 2 * QUIET_WINDOW:
+                log(f"{label} run {i + 1}/{runs}: waited {waited:.1f} s for the disk to go quiet before {c.name}")
             t0 = time.perf_counter()
             extra = c.timed(ctx)
             dt = time.perf_counter() - t0

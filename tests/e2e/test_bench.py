@@ -71,3 +71,27 @@ def test_outputs_of_timed_runs_are_deleted_when_the_phase_ends(tmp_path: Path,
     (tmp_path / "cp2").mkdir()
     b.discard(tmp_path / "cp2")
     assert not (tmp_path / "cp2").exists() and not (tmp_path / "trash").exists()
+
+
+def test_timed_runs_wait_for_a_quiet_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``quiet_disk`` waits while tasks keep waiting on I/O (pressure stall information), at most
+    ``max_wait``; it returns after one window on a quiet disk, and at once without the information."""
+    import itertools
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import timing
+
+    psi = tmp_path / "io"
+    monkeypatch.setattr(timing, "PSI_IO", str(psi))
+    monkeypatch.setattr(timing, "QUIET_WINDOW", 0.05)
+    assert timing.quiet_disk(1.0) == 0.0  # no such file: nothing to wait for
+    psi.write_text("some avg10=1.50 avg60=0.40 avg300=0.10 total=123456\n"
+                   "full avg10=0.00 avg60=0.00 avg300=0.00 total=456\n", encoding="ascii")
+    assert timing._io_stall_us() == 123456
+
+    totals = iter([0] + [50_000 * k for k in range(1, 9)] + [400_000] * 100)  # 8 stalled windows, then none
+    monkeypatch.setattr(timing, "_io_stall_us", lambda: next(totals))
+    assert 0.4 <= timing.quiet_disk(5.0) < 2.0
+    always = itertools.count(step=50_000)  # stalled all the time: gives up at max_wait
+    monkeypatch.setattr(timing, "_io_stall_us", lambda: next(always))
+    assert 0.3 <= timing.quiet_disk(0.3) < 1.0
