@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -274,7 +274,7 @@ def _open_dirs(units: Sequence[Unit], locations: dict[str, Any]) -> dict[int, Ob
 
 
 def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[str, Any], throttle: Throttle,
-             wait: float | None) -> Iterator[list[tuple[Check, Unit]] | None]:
+             wait: float | None) -> Generator[list[tuple[Check, Unit]] | None, None, None]:
     """The checks of ``units`` in their order, a task's worth at a time, hashed TASKS_AHEAD tasks ahead.
 
     Yields ``None`` when nothing more was ready within ``wait`` seconds (so that the caller may record

@@ -278,7 +278,7 @@ def test_every_replica_catalogues_every_file_it_holds(archive, fits_delivery: Pa
     from oais.catalog import models as m
 
     result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
-    assert result.disposition is Disposition.ACCEPTED, result.issues
+    assert result.disposition is Disposition.ACCEPTED and result.aip_id is not None, result.issues
     path = ocfl_object_path(archive, result.aip_id)
     with archive.sessions() as s:
         rows = s.execute(select(m.Replica.location, m.StoredFile.path, m.StoredFile.size, m.StoredFile.sha256,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -172,7 +173,8 @@ def test_STO_E001_flush_failure_on_second_replica(archive, fits_delivery: Path, 
     monkeypatch.setattr(local, "_sync_tree", failing_sync)
     result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
     _refused(archive, result, "STO-E001")
-    assert "cannot flush" in result.reason and "replica-b" in result.reason and "Input/output error" in result.reason
+    reason = result.reason or ""
+    assert "cannot flush" in reason and "replica-b" in reason and "Input/output error" in reason
     _nothing_anywhere(archive)
 
 
@@ -183,8 +185,8 @@ def test_locations_are_flushed_once_all_are_written(archive, fits_delivery: Path
     import oais.storage.local as local
 
     steps: list[tuple[str, str]] = []
-    real_sync, real_verify, real_rename = local._sync_tree, local.LocalStorage._verify, local.os.rename
-    names = {loc.path: loc.name for loc in archive.locations}
+    real_sync, real_verify, real_rename = local._sync_tree, local.LocalStorage._verify, os.rename
+    names: dict[Path, str] = {loc.path: loc.name for loc in archive.locations}
 
     def where(path: Path) -> str:
         return next(name for root, name in names.items() if Path(path).is_relative_to(root))
@@ -204,7 +206,7 @@ def test_locations_are_flushed_once_all_are_written(archive, fits_delivery: Path
 
     monkeypatch.setattr(local.LocalStorage, "_verify", recording_verify)
     monkeypatch.setattr(local, "_sync_tree", recording_sync)
-    monkeypatch.setattr(local.os, "rename", recording_rename)
+    monkeypatch.setattr(os, "rename", recording_rename)  # the storage renames through os.rename
     result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
     assert result.disposition is Disposition.ACCEPTED, result.issues
     assert archive.settings.fsync, "the test archive must flush (storage.fsync = true)"
