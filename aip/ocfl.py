@@ -122,6 +122,10 @@ def storage_root_files() -> dict[str, bytes]:
 # --------------------------------------------------------------------------- small helpers
 
 
+class _LeftToJsonDumps(Exception):
+    """Raised by ``canonical_json``'s writer on a value it does not write itself (``json.dumps`` does)."""
+
+
 def canonical_json(value: Any) -> bytes:
     """Deterministic UTF-8 JSON: sorted keys, 2-space indent, no ASCII escaping, trailing newline.
 
@@ -147,7 +151,7 @@ def canonical_json(value: Any) -> bytes:
             if not item:
                 return "[]"
             if len(newline) > 1 + 2 * 64:
-                raise NotImplementedError
+                raise _LeftToJsonDumps
             inner = newline + "  "
             parts = [encode_string(v) if isinstance(v, str) else text(v, inner) for v in item]
             return f"[{inner}{(',' + inner).join(parts)}{newline}]"
@@ -155,10 +159,10 @@ def canonical_json(value: Any) -> bytes:
             if not item:
                 return "{}"
             if len(newline) > 1 + 2 * 64:
-                raise NotImplementedError
+                raise _LeftToJsonDumps
             pairs = list(item.items())
             if not all(isinstance(key, str) for key, _ in pairs):
-                raise NotImplementedError
+                raise _LeftToJsonDumps
             pairs.sort()  # as json.dumps sorts them; the keys all differ, so values are never compared
             inner = newline + "  "
             parts = [f"{encode_string(key)}: {encode_string(v) if isinstance(v, str) else text(v, inner)}"
@@ -174,11 +178,11 @@ def canonical_json(value: Any) -> bytes:
             return "false"
         if isinstance(item, int):
             return int.__repr__(item)
-        raise NotImplementedError
+        raise _LeftToJsonDumps
 
     try:
         result = text(value, "\n")
-    except (NotImplementedError, RecursionError):
+    except (_LeftToJsonDumps, RecursionError):
         result = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, separators=(",", ": "))
     return (result + "\n").encode("utf-8")
 

@@ -12,6 +12,7 @@ import bagit
 import pytest
 from lxml import etree
 
+from oais.bootstrap import Archive
 from oais.domain.package import Disposition
 from oais.services import holdings
 from oais.services.ingest import IngestRequest, ingest
@@ -269,7 +270,7 @@ def test_storage_refuses_a_copy_that_does_not_match(tmp_path: Path) -> None:
     assert store.staging_leftovers() == [] and not store.exists("obj")
 
 
-def test_every_replica_catalogues_every_file_it_holds(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_replica_catalogues_every_file_it_holds(archive: Archive, fits_delivery: Path) -> None:
     """Each location's ``stored_files`` rows list exactly the files of its copy of the object, with
     the size and digests of the bytes there (the second location's rows are copied from the first's
     in the database, so this checks them against the disk)."""

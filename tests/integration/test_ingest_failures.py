@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from oais.bootstrap import Archive
 from oais.domain.package import Disposition
 from oais.domain.storage import Entry
 from oais.services import holdings
@@ -157,7 +158,7 @@ def test_OAIS_E999_unexpected_error_is_recorded_cleaned_up_and_raised(archive, f
         assert d.disposition == "refused" and "OAIS-E999" in d.reason
 
 
-def test_STO_E001_flush_failure_on_second_replica(archive, fits_delivery: Path,  # type: ignore[no-untyped-def]
+def test_STO_E001_flush_failure_on_second_replica(archive: Archive, fits_delivery: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk of replica-b reports an I/O error when its copy is flushed: nothing is committed."""
     import oais.storage.local as local
@@ -178,7 +179,7 @@ def test_STO_E001_flush_failure_on_second_replica(archive, fits_delivery: Path, 
     _nothing_anywhere(archive)
 
 
-def test_locations_are_flushed_once_all_are_written(archive, fits_delivery: Path,  # type: ignore[no-untyped-def]
+def test_locations_are_flushed_once_all_are_written(archive: Archive, fits_delivery: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """No location is flushed while another is still writing (a flush of a shared disk would wait on
     that write), every location is flushed before anything is renamed into place, and exactly once."""
