@@ -24,3 +24,13 @@ class Entry:
     def __post_init__(self) -> None:
         if (self.data is None) == (self.source is None):
             raise ValueError(f"{self.path}: give exactly one of data or source")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A staged file a location may copy ahead of time (``StorageLocation.prepare``): its path, and the
+    sha256 and size its copy must have."""
+
+    path: Path
+    sha256: str
+    size: int

@@ -13,6 +13,14 @@ Writing an object is two-phase so that a failure anywhere leaves nothing half-do
    would wait on that write too. ``StorageLocation.rollback(object_path)`` removes an object that was
    committed by the same, still unfinished, ingest (never used for anything else).
 
+Copying ahead: ``prepare(files, adopt=...)`` starts copying (or, with ``adopt``, linking) staged files
+into the location before their object is known, and returns a ``PreparedCopies`` at once; each copy
+is re-read and checked against its sha256, then flushed, without holding up the caller.
+``stage(..., prepared=...)`` then moves into the object every prepared copy whose sha256 is the one
+its entry asks for (waiting for the copying to end, and raising its error if it failed) and writes the
+rest. ``PreparedCopies.close()`` stops the copying if it is still running and removes whatever was
+not taken; the caller always calls it, whatever happened.
+
 Errors: ``StorageError`` (and its subclass ``ObjectExists``) carry the location name.
 """
 
@@ -22,9 +30,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from oais.domain.storage import Entry
+from oais.domain.storage import Entry, SourceFile
 
-__all__ = ["Entry", "ObjectExists", "StagedObject", "StorageError", "StorageLocation"]
+__all__ = ["Entry", "ObjectExists", "PreparedCopies", "SourceFile", "StagedObject", "StorageError",
+           "StorageLocation"]
 
 
 class StorageError(Exception):
@@ -54,13 +63,22 @@ class StagedObject(Protocol):
     def abort(self) -> None: ...
 
 
+class PreparedCopies(Protocol):
+    location: str
+
+    def close(self) -> None: ...
+
+
 class StorageLocation(Protocol):
     name: str
 
     def ensure_root(self) -> None: ...
 
+    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False) -> PreparedCopies: ...
+
     def stage(self, object_path: str, entries: Iterable[Entry],
-              progress: ProgressFn | None = None, *, adopt: bool = False) -> StagedObject: ...
+              progress: ProgressFn | None = None, *, adopt: bool = False,
+              prepared: PreparedCopies | None = None) -> StagedObject: ...
 
     def rollback(self, object_path: str) -> None: ...
 

@@ -21,11 +21,19 @@ never waits on another location's copy still being written to the same disk.
 that nothing will modify any more) by hard link instead of copying it, when it is on the same file
 system and has no other link. Only one location of an ingest is given ``adopt``, and a file already
 linked once has two links and is copied: two replicas never share an inode.
+
+``prepare(files, adopt=...)`` copies (or links) a delivery's staged files into ``.staging`` ahead of
+time, in another process (``oais.storage.copy_ahead``), while the ingest describes the delivery: each
+copy is re-read and checked against its sha256 there, then flushed. ``stage(..., prepared=...)`` then
+renames each prepared copy into the object instead of writing it (a rename moves the verified file, it
+does not rewrite it), provided its sha256 is the one the entry asks for; the object's other files are
+written and re-read as usual. Whatever was prepared and not taken is removed by ``close()``.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import uuid
@@ -33,11 +41,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import subprocess
 
 from oais.formats.digest import read_digest
 from oais.formats.fileio import copy_data
-from oais.storage.base import Entry, ObjectExists, ProgressFn, StorageError
+from oais.storage.base import Entry, ObjectExists, PreparedCopies, ProgressFn, SourceFile, StorageError
 
 BUFFER = 1 << 20
 VERIFY_THREADS = 2
@@ -155,6 +166,122 @@ class LocalStagedObject:
             self.done = True
 
 
+class LocalPreparedCopies:
+    """Copies of staged files made ahead of time by ``oais.storage.copy_ahead`` in ``folder``."""
+
+    def __init__(self, storage: "LocalStorage", folder: Path | None, files: list[SourceFile], relative: list[str],
+                 process: "subprocess.Popen[bytes] | None") -> None:
+        self.storage = storage
+        self.location = storage.name
+        self.folder = folder
+        self.files = files
+        self.relative = relative
+        self.process = process
+        self._ready: dict[Path, tuple[str, str]] | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalPreparedCopies({self.location!r}, {len(self.files)} files)"
+
+    def ready(self) -> dict[Path, tuple[str, str]]:
+        """Wait for the copying to end: source -> (its verified copy's path below ``files``, sha256), for
+        the copies not taken yet. Raises ``StorageError`` with the copying's own message if it failed."""
+        if self._ready is None:
+            if self.folder is None or self.process is None:
+                self._ready = {}
+                return self._ready
+            status = self.process.wait()
+            try:
+                result = json.loads((self.folder / "result.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                tail = _tail(self.folder / "stderr.txt")
+                result = {"ok": False, "error": f"the copying process ended without a result (exit status "
+                                                f"{status})" + (f": {tail}" if tail else "")}
+            if not result.get("ok"):
+                raise StorageError(self.location, f"copying ahead of time: {result.get('error')}")
+            self._ready = {f.path: (rel, f.sha256) for f, rel in zip(self.files, self.relative, strict=True)}
+        return self._ready
+
+    def take(self, source: Path, sha256: str | None) -> Path | None:
+        """The verified copy of ``source`` if it has this ``sha256`` (each copy can be taken once), else None."""
+        ready = self.ready()
+        found = ready.get(source)
+        if found is None or found[1] != sha256 or self.folder is None:
+            return None
+        del ready[source]
+        return self.folder / "files" / found[0]
+
+    def take_folders(self, entries: list[Entry]) -> list[tuple[Path, str, list[Entry]]]:
+        """Whole top-level folders of the copies that can each be moved into an object with one rename:
+        ``(the folder of copies, its path in the object, its entries)`` for every top-level folder whose
+        copies are all wanted, each by an entry at ``<prefix><its relative path>`` with one prefix for
+        the folder and the sha256 copied, and no other entry below that place. Those count as taken."""
+        ready = self.ready()
+        if self.folder is None:
+            return []
+        by_top: dict[str, list[tuple[str, Entry]]] = {}
+        for entry in entries:
+            found = ready.get(entry.source) if entry.source is not None else None
+            if found is None or found[1] != entry.sha256 or "/" not in found[0]:
+                continue
+            by_top.setdefault(found[0].split("/", 1)[0], []).append((found[0], entry))
+        counts: dict[str, int] = {}
+        for rel, _sha in ready.values():
+            top = rel.split("/", 1)[0]
+            counts[top] = counts.get(top, 0) + 1
+        grafts: dict[str, tuple[str, list[Entry]]] = {}  # place in the object -> (top folder, entries)
+        for top, pairs in by_top.items():
+            if len(pairs) != counts.get(top) or not all(e.path.endswith("/" + rel) for rel, e in pairs):
+                continue  # a copy below it goes elsewhere or nowhere, or keeps a different path
+            prefixes = {e.path[: len(e.path) - len(rel)] for rel, e in pairs}
+            if len(prefixes) == 1:
+                grafts[prefixes.pop() + top] = (top, [e for _rel, e in pairs])
+        claimed = {id(e) for _top, group in grafts.values() for e in group}
+        for entry in entries:  # an entry from elsewhere below a place: no graft there
+            if grafts and id(entry) not in claimed:
+                for place in [p for p in grafts if entry.path.startswith(p + "/")]:
+                    del grafts[place]
+        taken = []
+        for place, (top, group) in grafts.items():
+            for entry in group:
+                assert entry.source is not None
+                del ready[entry.source]
+            taken.append((self.folder / "files" / top, place, group))
+        return taken
+
+    def close(self) -> None:
+        """Stop the copying if it still runs; remove every copy not taken."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _relative_paths(paths: list[Path]) -> list[str]:
+    """Each path relative to the folder all of them are in (POSIX form)."""
+    if not paths:
+        return []
+    names = [os.fspath(p) for p in paths]
+    root = os.path.commonpath(list({os.path.dirname(name) for name in names}))
+    skip = len(root if root.endswith(os.sep) else root + os.sep)
+    return [name[skip:].replace(os.sep, "/") for name in names]
+
+
+def entry_bytes(entry: Entry, tmp: Path) -> int:
+    """Bytes of an entry already in the staged object ``tmp`` (for progress)."""
+    if entry.size is not None:
+        return entry.size
+    return len(entry.data) if entry.data is not None else (tmp / entry.path).stat().st_size
+
+
+def _tail(path: Path, limit: int = 400) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return text[-limit:].replace("\n", " | ")
+
+
 class LocalStorage:
     """One location: a folder holding an OCFL storage root and a staging area."""
 
@@ -186,8 +313,36 @@ class LocalStorage:
             raise StorageError(self.name, f"cannot prepare storage root at {self.path}: {exc}") from exc
 
     # -- writing ------------------------------------------------------------------------------
+    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False) -> "LocalPreparedCopies":
+        """Start copying (with ``adopt``: linking) ``files`` into the staging area in another process;
+        returns at once. See the module docstring and ``oais.storage.copy_ahead``."""
+        import subprocess
+        import sys
+
+        listed = list(files)
+        if not listed:
+            return LocalPreparedCopies(self, None, [], [], None)
+        folder = self.staging / f"{uuid.uuid4().hex}.prep"
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
+            relative = _relative_paths([f.path for f in listed])
+            job = {"files": [[os.fspath(f.path), rel, f.sha256, f.size] for f, rel in zip(listed, relative)],
+                   "adopt": adopt, "fsync": self.fsync}
+            (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
+            with open(folder / "stderr.txt", "xb") as err:
+                process = subprocess.Popen([sys.executable, "-m", "oais.storage.copy_ahead", str(folder)],
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise StorageError(self.name, f"cannot start copying ahead into {self.staging}: {exc}") from exc
+        return LocalPreparedCopies(self, folder, listed, relative, process)
+
     def stage(self, object_path: str, entries: Iterable[Entry],
-              progress: ProgressFn | None = None, *, adopt: bool = False) -> LocalStagedObject:
+              progress: ProgressFn | None = None, *, adopt: bool = False,
+              prepared: "PreparedCopies | None" = None) -> LocalStagedObject:
+        if prepared is not None and not (isinstance(prepared, LocalPreparedCopies) and prepared.storage is self):
+            raise ValueError(f"{prepared!r} was not prepared by {self!r}")
         if self.exists(object_path):
             raise ObjectExists(self.name, f"object already exists at {self.object_dir(object_path)}")
         try:
@@ -199,15 +354,36 @@ class LocalStorage:
         staged = LocalStagedObject(self, object_path, tmp)
         try:
             written: list[tuple[Path, Entry]] = []
+            moved: list[Path] = []
             folders = {tmp}
             buf = bytearray(BUFFER)  # for the rare copy that sendfile cannot make
-            for entry in entries:
+            listed = list(entries)
+            grafted: set[int] = set()
+            for copies, place, group in (prepared.take_folders(listed) if prepared is not None else []):
+                target = tmp / place  # a whole folder of copies, re-read and flushed where it was made
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(copies, target)
+                grafted.update(id(e) for e in group)
+                moved.extend(tmp / e.path for e in group)
+                if progress:
+                    progress(sum(entry_bytes(e, tmp) for e in group))
+            for entry in listed:
+                if id(entry) in grafted:
+                    continue
                 target = tmp / entry.path
                 if target.parent not in folders:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     folders.update(target.parent.parents)
                     folders.add(target.parent)
                 # one thread: creating files in parallel measured slower here (the folders' locks)
+                ahead = (prepared.take(entry.source, entry.sha256)
+                         if prepared is not None and entry.source is not None else None)
+                if ahead is not None:  # re-read and flushed by the process that copied it
+                    os.rename(ahead, target)
+                    moved.append(target)
+                    if progress:
+                        progress(entry_bytes(entry, tmp))
+                    continue
                 if adopt and entry.source is not None and _adopt(entry.source, target):
                     if progress:
                         progress(entry.size if entry.size is not None else target.stat().st_size)
@@ -215,7 +391,7 @@ class LocalStorage:
                     self._write_entry(target, entry, progress, buf)
                 written.append((target, entry))
             self._verify(written)
-            staged.files = [p for p, _ in written]
+            staged.files = moved + [p for p, _ in written]
         except StorageError:
             staged.abort()
             raise

@@ -1,0 +1,99 @@
+"""The process that copies a delivery's staged files into a location ahead of time.
+
+    python -m oais.storage.copy_ahead FOLDER
+
+Started by ``LocalStorage.prepare`` (see there) while the ingest describes the delivery. ``FOLDER``
+is a new folder in the location's staging area holding ``job.json``::
+
+    {"files": [[source, relative path, sha256, size], ...], "adopt": bool, "fsync": bool}
+
+For every file, in order, the process writes ``FOLDER/files/<relative path>`` (the relative paths
+are the sources' own below their common folder, so the copies keep the delivery's folders): a hard
+link to the source when ``adopt`` allows it (the same rule as ``stage``'s), else a copy made by the
+kernel (``sendfile``). It then re-reads every copy on two threads and checks it
+against its sha256, and, with ``fsync``, flushes the location's file system. It ends by writing
+``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count": n}``, or
+``{"ok": false, "error": "..."}`` naming the first file that failed and why. Nothing else is written.
+
+It is a process of its own, not a thread, because the ingest's main thread is busy in Python all
+that time (identifying formats, building PREMIS): a thread of the same interpreter waits up to the
+interpreter's switch interval (5 ms) each time it takes the interpreter lock back after a system
+call, and copying 20,000 files makes about 100,000 of them. Measured: copying and re-reading the
+20,000 small files of the benchmark took 1.84 s in a thread alone and 9.51 s in a thread beside a
+busy main thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+VERIFY_THREADS = 2
+
+
+def run(folder: Path) -> dict[str, object]:
+    """Do the job in ``folder``; returns what goes into ``result.json``."""
+    from oais.formats.digest import read_digest
+    from oais.formats.fileio import copy_data
+    from oais.storage.local import _adopt, _sync_tree
+
+    job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+    files: list[tuple[str, str, str, int]] = [tuple(f) for f in job["files"]]
+    out = folder / "files"
+    out.mkdir()
+    made = {""}
+    targets: list[Path] = []
+    for source, rel, _sha256, _size in files:
+        target = out / rel
+        try:
+            parent = os.path.dirname(rel)
+            if parent not in made:
+                os.makedirs(out / parent, exist_ok=True)
+                made.add(parent)
+            if not (job["adopt"] and _adopt(Path(source), target)):
+                with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+                    copy_data(src.fileno(), dst.fileno())
+        except OSError as exc:
+            return {"ok": False, "error": f"cannot copy {source}: {exc.strerror or exc}"}
+        targets.append(target)
+
+    def check(i: int) -> str | None:
+        source, _rel, expected, _size = files[i]
+        try:
+            found = read_digest(targets[i], "sha256")[1]
+        except OSError as exc:
+            return f"cannot re-read the copy of {source}: {exc.strerror or exc}"
+        if found != expected:
+            return (f"the copy of {source} does not match after writing "
+                    f"(sha256 {found[:16]}…, expected {expected[:16]}…)")
+        return None
+
+    with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify-ahead") as pool:
+        for problem in pool.map(check, range(len(files))):
+            if problem is not None:
+                return {"ok": False, "error": problem}
+    if job["fsync"]:
+        try:
+            _sync_tree(out, targets)
+        except OSError as exc:
+            return {"ok": False, "error": f"cannot flush the copies to disk: {exc.strerror or exc}"}
+    return {"ok": True, "count": len(files)}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m oais.storage.copy_ahead FOLDER", file=sys.stderr)
+        return 2
+    folder = Path(argv[0])
+    result = run(folder)
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    os.rename(tmp, folder / "result.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

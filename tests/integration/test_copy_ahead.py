@@ -1,0 +1,248 @@
+"""Copying ahead of time (``LocalStorage.prepare``): a real worker process, real files, real renames."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from oais.domain.package import Disposition
+from oais.domain.storage import Entry, SourceFile
+from oais.services.ingest import IngestRequest, ingest
+from oais.storage.base import StorageError
+from oais.storage.local import LocalPreparedCopies, LocalStorage
+
+PREFIX = "v1/content/representations/original/data/"
+
+
+def _delivery(root: Path) -> dict[str, bytes]:
+    """A staged delivery: two folders, a nested one, and a file at the top."""
+    files = {
+        "a/one.bin": b"first file\n" * 300,
+        "a/two.bin": b"second file\n" * 200,
+        "b/c/three.bin": os.urandom(70_000),
+        "b/four.bin": b"four\n",
+        "top.txt": b"at the top\n",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def _sources(root: Path, files: dict[str, bytes]) -> list[SourceFile]:
+    return [SourceFile(root / rel, hashlib.sha256(data).hexdigest(), len(data)) for rel, data in files.items()]
+
+
+def _entries(root: Path, files: dict[str, bytes], paths: dict[str, str] | None = None) -> list[Entry]:
+    paths = paths or {rel: PREFIX + rel for rel in files}
+    return [Entry(paths[rel], hashlib.sha512(data).hexdigest(), source=root / rel,
+                  sha256=hashlib.sha256(data).hexdigest(), size=len(data)) for rel, data in files.items()
+            if rel in paths]
+
+
+def _tree(top: Path) -> dict[str, bytes]:
+    return {p.relative_to(top).as_posix(): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def staged(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path / "staging" / "delivery"
+    return root, _delivery(root)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStorage:
+    location = LocalStorage("loc", tmp_path / "loc")
+    location.ensure_root()
+    return location
+
+
+def test_copies_are_moved_into_the_object_whole_folders_at_once(store: LocalStorage,
+                                                                staged: tuple[Path, dict[str, bytes]],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root, files = staged
+    copies = store.prepare(_sources(root, files))
+    assert copies.process is not None and copies.folder is not None
+    renamed: list[str] = []
+    real_rename = os.rename
+
+    def recording(src: str | Path, dst: str | Path) -> None:
+        renamed.append(Path(dst).relative_to(store.staging).as_posix().split("/", 1)[1])
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", recording)
+    obj = store.stage("obj", _entries(root, files), prepared=copies)
+    monkeypatch.undo()
+    # a and b go in as folders; top.txt is a top-level file, moved on its own
+    assert sorted(renamed) == [PREFIX + "a", PREFIX + "b", PREFIX + "top.txt"]
+    copies.close()
+    assert not copies.folder.exists() and store.staging_leftovers() == [obj.tmp]
+    obj.commit()
+    assert _tree(store.object_dir("obj")) == {PREFIX + rel: data for rel, data in files.items()}
+    for rel in files:  # copies, not the staged files themselves: two distinct inodes
+        assert not os.path.samefile(store.object_dir("obj") / (PREFIX + rel), root / rel)
+    assert _tree(root) == files
+
+
+def test_an_adopting_location_links_the_staged_files(store: LocalStorage,
+                                                     staged: tuple[Path, dict[str, bytes]]) -> None:
+    root, files = staged
+    copies = store.prepare(_sources(root, files), adopt=True)
+    obj = store.stage("obj", _entries(root, files), prepared=copies, adopt=True)
+    copies.close()
+    obj.commit()
+    for rel in files:
+        stored = store.object_dir("obj") / (PREFIX + rel)
+        assert os.path.samefile(stored, root / rel) and stored.stat().st_nlink == 2
+
+
+def test_copies_not_wanted_are_removed_and_the_others_moved_one_by_one(
+        store: LocalStorage, staged: tuple[Path, dict[str, bytes]]) -> None:
+    """Folder a holds a copy no entry wants (a duplicate the object keeps once), and b/four.bin goes to
+    another place: neither folder moves whole, and nothing unwanted reaches the object."""
+    root, files = staged
+    paths = {"a/one.bin": PREFIX + "a/one.bin", "b/c/three.bin": PREFIX + "b/c/three.bin",
+             "b/four.bin": "v1/content/elsewhere/four.bin", "top.txt": PREFIX + "top.txt"}
+    copies = store.prepare(_sources(root, files))
+    obj = store.stage("obj", _entries(root, files, paths), prepared=copies)
+    copies.close()
+    obj.commit()
+    assert _tree(store.object_dir("obj")) == {path: files[rel] for rel, path in paths.items()}
+    assert store.staging_leftovers() == []
+
+
+def test_a_copy_with_another_digest_is_not_taken(store: LocalStorage,
+                                                 staged: tuple[Path, dict[str, bytes]]) -> None:
+    """An entry asking for other bytes than those copied ahead gets them written and re-read."""
+    root, files = staged
+    copies = store.prepare(_sources(root, files))
+    # the copies are made and verified first, then the source changes (never in an ingest)
+    copies.ready()
+    (root / "a/two.bin").write_bytes(b"changed after the copy was made\n")
+    changed = {**files, "a/two.bin": b"changed after the copy was made\n"}
+    obj = store.stage("obj", _entries(root, changed), prepared=copies)
+    copies.close()
+    obj.commit()
+    assert _tree(store.object_dir("obj")) == {PREFIX + rel: data for rel, data in changed.items()}
+    assert store.staging_leftovers() == []
+
+
+def test_a_copy_that_does_not_match_fails_the_staging(store: LocalStorage,
+                                                      staged: tuple[Path, dict[str, bytes]]) -> None:
+    root, files = staged
+    sources = _sources(root, files)
+    sources[2] = SourceFile(sources[2].path, "0" * 64, sources[2].size)
+    copies = store.prepare(sources)
+    with pytest.raises(StorageError, match=r"'loc'.*copy of .*b/c/three.bin does not match after writing"):
+        store.stage("obj", _entries(root, files), prepared=copies)
+    copies.close()
+    assert store.staging_leftovers() == [] and not store.exists("obj")
+
+
+def test_a_source_that_cannot_be_read_fails_the_staging(store: LocalStorage,
+                                                        staged: tuple[Path, dict[str, bytes]]) -> None:
+    root, files = staged
+    sources = _sources(root, files) + [SourceFile(root / "gone.bin", "0" * 64, 1)]
+    copies = store.prepare(sources)
+    with pytest.raises(StorageError, match=r"cannot copy .*gone.bin: No such file or directory"):
+        copies.ready()
+    copies.close()
+    assert store.staging_leftovers() == []
+
+
+def test_a_copying_process_killed_is_an_error_not_a_success(store: LocalStorage,
+                                                            staged: tuple[Path, dict[str, bytes]]) -> None:
+    root, files = staged
+    copies = store.prepare(_sources(root, files))
+    assert copies.process is not None
+    copies.process.send_signal(signal.SIGKILL)
+    with pytest.raises(StorageError, match=r"ended without a result \(exit status -9\)"):
+        store.stage("obj", _entries(root, files), prepared=copies)
+    copies.close()
+    assert store.staging_leftovers() == []
+
+
+def test_close_stops_the_copying_and_removes_everything(store: LocalStorage,
+                                                        staged: tuple[Path, dict[str, bytes]]) -> None:
+    root, files = staged
+    copies = store.prepare(_sources(root, files))
+    copies.close()  # at once: the process is still starting (it takes tens of milliseconds)
+    assert copies.process is not None and copies.process.returncode == -signal.SIGKILL
+    assert store.staging_leftovers() == []
+    assert _tree(root) == files
+
+
+def test_copies_prepared_elsewhere_are_refused(tmp_path: Path, store: LocalStorage,
+                                               staged: tuple[Path, dict[str, bytes]]) -> None:
+    root, files = staged
+    other = LocalStorage("other", tmp_path / "other")
+    other.ensure_root()
+    copies = other.prepare(_sources(root, files))
+    try:
+        with pytest.raises(ValueError, match="was not prepared by"):
+            store.stage("obj", _entries(root, files), prepared=copies)
+    finally:
+        copies.close()
+
+
+class CorruptingCopies(LocalStorage):
+    """The real location, told a wrong sha256 for one staged file: its copy cannot verify."""
+
+    def prepare(self, files, *, adopt=False):  # type: ignore[no-untyped-def]
+        listed = list(files)
+        listed[0] = SourceFile(listed[0].path, "0" * 64, listed[0].size)
+        return super().prepare(listed, adopt=adopt)
+
+
+def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = archive.ingest_context()
+    b = archive.locations[1]
+    ctx.locations = [archive.locations[0], CorruptingCopies(b.name, b.path, fsync=b.fsync, root_files=b.root_files)]
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    assert result.disposition is Disposition.REFUSED
+    assert "STO-E001" in (result.reason or "") and "replica-b" in (result.reason or "")
+    assert "does not match after writing" in (result.reason or "")
+    for location in archive.locations:
+        assert location.staging_leftovers() == [] and location.list_objects() == []
+    assert result.quarantine is not None
+    quarantined = sorted(p.name for p in Path(result.quarantine).rglob("*") if p.is_file())
+    assert quarantined == sorted(p.name for p in fits_delivery.rglob("*") if p.is_file())
+
+
+def test_ingest_refused_while_describing_stops_the_copying(archive, fits_delivery: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copying has started when the bag's validation refuses the delivery: every copying process
+    is stopped and its copies removed before the staged delivery goes to quarantine, whole."""
+    import shutil
+
+    import bagit
+
+    bag = tmp_path / "bag"
+    shutil.copytree(fits_delivery, bag)
+    bagit.make_bag(str(bag), checksums=["sha256"])
+    damaged = bag / "data" / "test0.fits"
+    data = bytearray(damaged.read_bytes())
+    data[5000] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    started: list[LocalPreparedCopies] = []
+    real_prepare = LocalStorage.prepare
+
+    def spying(self: LocalStorage, files, *, adopt=False):  # type: ignore[no-untyped-def]
+        copies = real_prepare(self, files, adopt=adopt)
+        started.append(copies)
+        return copies
+
+    monkeypatch.setattr(LocalStorage, "prepare", spying)
+    result = ingest(IngestRequest(bag, "eit-195"), archive.ingest_context())
+    assert result.disposition is Disposition.REFUSED and "SIP-E011" in (result.reason or "")
+    assert [c.location for c in started] == ["replica-a", "replica-b"]
+    for copies in started:
+        assert copies.process is not None and copies.process.returncode is not None
+        assert copies.folder is not None and not copies.folder.exists()
+    for location in archive.locations:
+        assert location.staging_leftovers() == []
+    assert result.quarantine and Path(result.quarantine, "data", "test0.fits").read_bytes() == bytes(data)
