@@ -211,41 +211,66 @@ class LocalPreparedCopies:
         return self.folder / "files" / found[0]
 
     def take_folders(self, entries: list[Entry]) -> list[tuple[Path, str, list[Entry]]]:
-        """Whole top-level folders of the copies that can each be moved into an object with one rename:
-        ``(the folder of copies, its path in the object, its entries)`` for every top-level folder whose
-        copies are all wanted, each by an entry at ``<prefix><its relative path>`` with one prefix for
-        the folder and the sha256 copied, and no other entry below that place. Those count as taken."""
+        """Folders of copies that can each be moved into an object with one rename: ``(the folder of
+        copies, its path in the object, its entries)``. A folder qualifies when every copy below it is
+        wanted, with the sha256 copied, by an entry at ``<one place for the folder>/<the copy's path
+        below the folder>``, and no other entry is at or below that place; only the outermost such
+        folders are given. Their copies count as taken."""
         ready = self.ready()
         if self.folder is None:
             return []
-        by_top: dict[str, list[tuple[str, Entry]]] = {}
+        wanted: dict[str, Entry] = {}
         for entry in entries:
             found = ready.get(entry.source) if entry.source is not None else None
-            if found is None or found[1] != entry.sha256 or "/" not in found[0]:
-                continue
-            by_top.setdefault(found[0].split("/", 1)[0], []).append((found[0], entry))
-        counts: dict[str, int] = {}
+            if found is not None and found[1] == entry.sha256:
+                wanted[found[0]] = entry
+        below: dict[str, int] = {}  # folder of copies -> copies below it
         for rel, _sha in ready.values():
-            top = rel.split("/", 1)[0]
-            counts[top] = counts.get(top, 0) + 1
-        grafts: dict[str, tuple[str, list[Entry]]] = {}  # place in the object -> (top folder, entries)
-        for top, pairs in by_top.items():
-            if len(pairs) != counts.get(top) or not all(e.path.endswith("/" + rel) for rel, e in pairs):
-                continue  # a copy below it goes elsewhere or nowhere, or keeps a different path
-            prefixes = {e.path[: len(e.path) - len(rel)] for rel, e in pairs}
-            if len(prefixes) == 1:
-                grafts[prefixes.pop() + top] = (top, [e for _rel, e in pairs])
-        claimed = {id(e) for _top, group in grafts.values() for e in group}
-        for entry in entries:  # an entry from elsewhere below a place: no graft there
-            if grafts and id(entry) not in claimed:
-                for place in [p for p in grafts if entry.path.startswith(p + "/")]:
-                    del grafts[place]
+            parts = rel.split("/")
+            for i in range(1, len(parts)):
+                folder = "/".join(parts[:i])
+                below[folder] = below.get(folder, 0) + 1
+        place: dict[str, str | None] = {}  # folder -> where it would go (None: nowhere as one piece)
+        count: dict[str, int] = {}
+        for rel, entry in wanted.items():
+            parts = rel.split("/")
+            for i in range(1, len(parts)):
+                folder, inner = "/".join(parts[:i]), "/".join(parts[i:])
+                there = entry.path[: -len(inner) - 1] if entry.path.endswith("/" + inner) else None
+                place[folder] = there if place.get(folder, there) == there else None
+                count[folder] = count.get(folder, 0) + 1
+        movable = {f for f, there in place.items() if there and count[f] == below[f]}
+        outer = sorted(f for f in movable
+                       if not any("/".join(f.split("/")[:i]) in movable for i in range(1, f.count("/") + 1)))
+        groups: dict[str, tuple[str, list[Entry]]] = {}  # place -> (folder, its entries)
+        for folder in outer:
+            there = place[folder]
+            assert there is not None
+            groups[there] = (folder, [])
+        claimed: dict[int, str] = {}
+        for rel, entry in wanted.items():
+            parts = rel.split("/")
+            for i in range(1, len(parts)):
+                there = place.get("/".join(parts[:i])) or ""
+                if there in groups and groups[there][0] == "/".join(parts[:i]):
+                    groups[there][1].append(entry)
+                    claimed[id(entry)] = there
+                    break
+        clashes = set()  # another entry at or below a place: that folder goes file by file
+        for entry in entries:
+            parts = entry.path.split("/")
+            for i in range(1, len(parts) + 1):
+                there = "/".join(parts[:i])
+                if there in groups and claimed.get(id(entry)) != there:
+                    clashes.add(there)
+        for there in clashes:
+            del groups[there]
         taken = []
-        for place, (top, group) in grafts.items():
+        for there, (folder, group) in sorted(groups.items()):
             for entry in group:
                 assert entry.source is not None
                 del ready[entry.source]
-            taken.append((self.folder / "files" / top, place, group))
+            taken.append((self.folder / "files" / folder, there, group))
         return taken
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,12 @@ def _entries(root: Path, files: dict[str, bytes], paths: dict[str, str] | None =
             if rel in paths]
 
 
+def _prepare(store: LocalStorage, root: Path, sources: list[SourceFile], *,
+             adopt: bool = False) -> LocalPreparedCopies:
+    assert all(f.path.is_relative_to(root) for f in sources)
+    return store.prepare(sources, adopt=adopt)
+
+
 def _tree(top: Path) -> dict[str, bytes]:
     return {p.relative_to(top).as_posix(): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
 
@@ -65,22 +72,15 @@ def test_copies_are_moved_into_the_object_whole_folders_at_once(store: LocalStor
                                                                 staged: tuple[Path, dict[str, bytes]],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     root, files = staged
-    copies = store.prepare(_sources(root, files))
-    assert copies.process is not None and copies.folder is not None
-    renamed: list[str] = []
-    real_rename = os.rename
-
-    def recording(src: str | Path, dst: str | Path) -> None:
-        renamed.append(Path(dst).relative_to(store.staging).as_posix().split("/", 1)[1])
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", recording)
+    copies = _prepare(store, root, _sources(root, files))
+    renamed = _renames(store, monkeypatch)
     obj = store.stage("obj", _entries(root, files), prepared=copies)
     monkeypatch.undo()
     # a and b go in as folders; top.txt is a top-level file, moved on its own
     assert sorted(renamed) == [PREFIX + "a", PREFIX + "b", PREFIX + "top.txt"]
     copies.close()
-    assert not copies.folder.exists() and store.staging_leftovers() == [obj.tmp]
+    assert copies.folder is not None and not copies.folder.exists()
+    assert store.staging_leftovers() == [obj.tmp]
     obj.commit()
     assert _tree(store.object_dir("obj")) == {PREFIX + rel: data for rel, data in files.items()}
     for rel in files:  # copies, not the staged files themselves: two distinct inodes
@@ -88,10 +88,38 @@ def test_copies_are_moved_into_the_object_whole_folders_at_once(store: LocalStor
     assert _tree(root) == files
 
 
+def _renames(store: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records where ``os.rename`` moves things in the staged object (paths below the object)."""
+    renamed: list[str] = []
+    real_rename = os.rename
+
+    def recording(src: str | Path, dst: str | Path) -> None:
+        if Path(dst).is_relative_to(store.staging):
+            renamed.append(Path(dst).relative_to(store.staging).as_posix().split("/", 1)[1])
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", recording)
+    return renamed
+
+
+def test_two_folders_for_one_place_go_file_by_file(store: LocalStorage, staged: tuple[Path, dict[str, bytes]],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root, files = staged
+    paths = {rel: "v1/content/flat/" + rel.split("/", 1)[-1] for rel in files}  # a/one.bin -> flat/one.bin
+    copies = _prepare(store, root, _sources(root, files))
+    renamed = _renames(store, monkeypatch)
+    obj = store.stage("obj", _entries(root, files, paths), prepared=copies)
+    monkeypatch.undo()
+    assert sorted(renamed) == sorted(paths.values())  # no folder moved whole: a and b would both be flat/
+    copies.close()
+    obj.commit()
+    assert _tree(store.object_dir("obj")) == {path: files[rel] for rel, path in paths.items()}
+
+
 def test_an_adopting_location_links_the_staged_files(store: LocalStorage,
                                                      staged: tuple[Path, dict[str, bytes]]) -> None:
     root, files = staged
-    copies = store.prepare(_sources(root, files), adopt=True)
+    copies = _prepare(store, root, _sources(root, files), adopt=True)
     obj = store.stage("obj", _entries(root, files), prepared=copies, adopt=True)
     copies.close()
     obj.commit()
@@ -107,7 +135,7 @@ def test_copies_not_wanted_are_removed_and_the_others_moved_one_by_one(
     root, files = staged
     paths = {"a/one.bin": PREFIX + "a/one.bin", "b/c/three.bin": PREFIX + "b/c/three.bin",
              "b/four.bin": "v1/content/elsewhere/four.bin", "top.txt": PREFIX + "top.txt"}
-    copies = store.prepare(_sources(root, files))
+    copies = _prepare(store, root, _sources(root, files))
     obj = store.stage("obj", _entries(root, files, paths), prepared=copies)
     copies.close()
     obj.commit()
@@ -119,7 +147,7 @@ def test_a_copy_with_another_digest_is_not_taken(store: LocalStorage,
                                                  staged: tuple[Path, dict[str, bytes]]) -> None:
     """An entry asking for other bytes than those copied ahead gets them written and re-read."""
     root, files = staged
-    copies = store.prepare(_sources(root, files))
+    copies = _prepare(store, root, _sources(root, files))
     # the copies are made and verified first, then the source changes (never in an ingest)
     copies.ready()
     (root / "a/two.bin").write_bytes(b"changed after the copy was made\n")
@@ -136,7 +164,7 @@ def test_a_copy_that_does_not_match_fails_the_staging(store: LocalStorage,
     root, files = staged
     sources = _sources(root, files)
     sources[2] = SourceFile(sources[2].path, "0" * 64, sources[2].size)
-    copies = store.prepare(sources)
+    copies = _prepare(store, root, sources)
     with pytest.raises(StorageError, match=r"'loc'.*copy of .*b/c/three.bin does not match after writing"):
         store.stage("obj", _entries(root, files), prepared=copies)
     copies.close()
@@ -147,7 +175,7 @@ def test_a_source_that_cannot_be_read_fails_the_staging(store: LocalStorage,
                                                         staged: tuple[Path, dict[str, bytes]]) -> None:
     root, files = staged
     sources = _sources(root, files) + [SourceFile(root / "gone.bin", "0" * 64, 1)]
-    copies = store.prepare(sources)
+    copies = _prepare(store, root, sources)
     with pytest.raises(StorageError, match=r"cannot copy .*gone.bin: No such file or directory"):
         copies.ready()
     copies.close()
@@ -157,7 +185,7 @@ def test_a_source_that_cannot_be_read_fails_the_staging(store: LocalStorage,
 def test_a_copying_process_killed_is_an_error_not_a_success(store: LocalStorage,
                                                             staged: tuple[Path, dict[str, bytes]]) -> None:
     root, files = staged
-    copies = store.prepare(_sources(root, files))
+    copies = _prepare(store, root, _sources(root, files))
     assert copies.process is not None
     copies.process.send_signal(signal.SIGKILL)
     with pytest.raises(StorageError, match=r"ended without a result \(exit status -9\)"):
@@ -169,7 +197,7 @@ def test_a_copying_process_killed_is_an_error_not_a_success(store: LocalStorage,
 def test_close_stops_the_copying_and_removes_everything(store: LocalStorage,
                                                         staged: tuple[Path, dict[str, bytes]]) -> None:
     root, files = staged
-    copies = store.prepare(_sources(root, files))
+    copies = _prepare(store, root, _sources(root, files))
     copies.close()  # at once: the process is still starting (it takes tens of milliseconds)
     assert copies.process is not None and copies.process.returncode == -signal.SIGKILL
     assert store.staging_leftovers() == []
@@ -181,7 +209,7 @@ def test_copies_prepared_elsewhere_are_refused(tmp_path: Path, store: LocalStora
     root, files = staged
     other = LocalStorage("other", tmp_path / "other")
     other.ensure_root()
-    copies = other.prepare(_sources(root, files))
+    copies = _prepare(other, root, _sources(root, files))
     try:
         with pytest.raises(ValueError, match="was not prepared by"):
             store.stage("obj", _entries(root, files), prepared=copies)
@@ -189,23 +217,22 @@ def test_copies_prepared_elsewhere_are_refused(tmp_path: Path, store: LocalStora
         copies.close()
 
 
-class CorruptingCopies(LocalStorage):
-    """The real location, told a wrong sha256 for one staged file: its copy cannot verify."""
+def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive, fits_delivery: Path,  # type: ignore[no-untyped-def]
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """replica-b's copying is told a wrong sha256 for one staged file: its copy cannot verify."""
+    real_prepare = LocalStorage.prepare
 
-    def prepare(self, files, *, adopt=False):  # type: ignore[no-untyped-def]
+    def prepare(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False) -> LocalPreparedCopies:
         listed = list(files)
-        listed[0] = SourceFile(listed[0].path, "0" * 64, listed[0].size)
-        return super().prepare(listed, adopt=adopt)
+        if self.name == "replica-b":
+            listed[0] = SourceFile(listed[0].path, "0" * 64, listed[0].size)
+        return real_prepare(self, listed, adopt=adopt)
 
-
-def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
-    ctx = archive.ingest_context()
-    b = archive.locations[1]
-    ctx.locations = [archive.locations[0], CorruptingCopies(b.name, b.path, fsync=b.fsync, root_files=b.root_files)]
-    result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    monkeypatch.setattr(LocalStorage, "prepare", prepare)
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
     assert result.disposition is Disposition.REFUSED
-    assert "STO-E001" in (result.reason or "") and "replica-b" in (result.reason or "")
-    assert "does not match after writing" in (result.reason or "")
+    reason = result.reason or ""
+    assert "STO-E001" in reason and "replica-b" in reason and "does not match after writing" in reason
     for location in archive.locations:
         assert location.staging_leftovers() == [] and location.list_objects() == []
     assert result.quarantine is not None
@@ -231,7 +258,7 @@ def test_ingest_refused_while_describing_stops_the_copying(archive, fits_deliver
     started: list[LocalPreparedCopies] = []
     real_prepare = LocalStorage.prepare
 
-    def spying(self: LocalStorage, files, *, adopt=False):  # type: ignore[no-untyped-def]
+    def spying(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False) -> LocalPreparedCopies:
         copies = real_prepare(self, files, adopt=adopt)
         started.append(copies)
         return copies

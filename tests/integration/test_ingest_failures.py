@@ -15,21 +15,23 @@ from oais.domain.package import Disposition
 from oais.domain.storage import Entry
 from oais.services import holdings
 from oais.services.ingest import IngestRequest, ingest
-from oais.storage.base import ProgressFn, SourceFile
-from oais.storage.local import LocalPreparedCopies, LocalStorage
+from oais.storage.base import PreparedCopies, ProgressFn
+from oais.storage.local import LocalStagedObject, LocalStorage
 from tests.conftest import tree_snapshot
 
 
 class DiskFullStorage(LocalStorage):
-    """The real local storage on a disk that fills up after ``capacity`` bytes of content. It copies
-    nothing ahead of time, so that every byte of the object goes through ``_write_entry``."""
+    """The real local storage on a disk that fills up after ``capacity`` bytes of content. It takes
+    none of the copies made ahead of time, so that every byte of the object goes through
+    ``_write_entry``."""
 
     def __init__(self, inner: LocalStorage, capacity: int) -> None:
         super().__init__(inner.name, inner.path, fsync=inner.fsync, root_files=inner.root_files)
         self.capacity = capacity
 
-    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False) -> LocalPreparedCopies:
-        return super().prepare([], adopt=adopt)
+    def stage(self, object_path: str, entries: Iterable[Entry], progress: ProgressFn | None = None, *,
+              adopt: bool = False, prepared: PreparedCopies | None = None) -> LocalStagedObject:
+        return super().stage(object_path, entries, progress, adopt=adopt)
 
     def _write_entry(self, target: Path, entry: Entry, progress: ProgressFn | None,
                      buf: bytearray | None) -> None:
