@@ -76,7 +76,7 @@ class BuiltAip:
         return json.loads(data) if data else {}
 
     def metadata_documents(self) -> list[tuple[str, bytes]]:
-        """The XML documents to validate against the official schemas before anything is stored."""
+        """The XML documents to validate against the official schemas before anything is put in place."""
         return [(PREMIS_PATH, self.premis), (METS_PATH, self.mets)]
 
     def catalog_files(self) -> list[ContentFile]:

@@ -6,7 +6,7 @@ to the rule or standard it comes from. Codes are never reused for another meanin
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -164,11 +164,10 @@ class Issue:
         return REFERENCES.get(self.code, "")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["code"] = str(self.code)
-        d["severity"] = str(self.severity)
-        d["reference"] = self.reference
-        return d
+        # written out rather than dataclasses.asdict, which deep-copies every field: a delivery of
+        # 20,000 unidentified files reports 20,000 warnings, and asdict took 0.3 s of its recording
+        return {"code": str(self.code), "severity": str(self.severity), "message": self.message,
+                "path": self.path, "reference": self.reference}
 
     def __str__(self) -> str:
         where = f" [{self.path}]" if self.path else ""

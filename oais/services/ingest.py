@@ -6,7 +6,8 @@ The pipeline is an ordered list of steps; none of them touches the producer's in
 2. stage: copy or safely expand the delivery into staging;
 3. validate: a BagIt bag fully with bagit-python (structure, Oxum, completeness, every checksum);
 4. describe: sha256 + sha512 of every file (computed while staging), format identification, FITS headers;
-5. package: PREMIS 3 and METS 1.12 (validated offline against the official XSDs), OCFL inventory;
+5. package: PREMIS 3 and METS 1.12 (validated offline against the official XSDs while step 6 stages
+   the copies: nothing is moved into place unless both are valid), OCFL inventory;
 6. store: write the object to every location under a temporary name (re-read, verify), flush
    every location once all are written, then move every copy into place. The delivery's files are
    copied ahead of time (``_prepare``: a process per location, started once the delivery is admitted,
@@ -152,11 +153,18 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
         built = build_aip(described, aip_id=aip_id, dataset=request.dataset,
                           producer=request.producer or "", delivery_id=delivery_id,
                           created=ctx.clock(), new_id=ctx.new_id)
-        for name, data in built.metadata_documents():
-            problems = ctx.validator.errors(name, data)
-            if problems:
-                raise DeliveryRefused([error(IssueCode.PACKAGE_METADATA_INVALID, p, name) for p in problems])
-        staged_objects.extend(_store(ctx, built, prepared))
+        # the XSD validation (lxml parses and validates without the interpreter lock) runs while every
+        # location stages the object; nothing is moved into place unless both documents are valid
+        with ThreadPoolExecutor(1, thread_name_prefix="xsd") as checker:
+            checked = checker.submit(_metadata_problems, ctx.validator, built)
+            try:
+                staged_objects.extend(_store(ctx, built, prepared))
+            except StorageError:
+                if checked.result():  # the refusal that would have come first
+                    raise DeliveryRefused(checked.result()) from None
+                raise
+            if checked.result():
+                raise DeliveryRefused(checked.result())
         for obj, location in zip(staged_objects, ctx.locations):
             obj.commit()
             committed.append((location, built.object_path))
@@ -198,6 +206,12 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     if unexpected is not None:
         raise unexpected
     return result
+
+
+def _metadata_problems(validator: MetadataValidator, built: BuiltAip) -> list[Issue]:
+    """AIP-E001 for each schema error of the AIP's METS and PREMIS (none when both are valid)."""
+    return [error(IssueCode.PACKAGE_METADATA_INVALID, p, name)
+            for name, data in built.metadata_documents() for p in validator.errors(name, data)]
 
 
 def _prepare(ctx: IngestContext, staged: StagedDelivery) -> list[PreparedCopies]:

@@ -115,7 +115,7 @@ def test_CAT_E001_catalog_failure_rolls_back_both_replicas(archive, fits_deliver
     assert ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context()).aip_id
 
 
-def test_AIP_E001_invalid_metadata_is_refused_before_storage(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_AIP_E001_invalid_metadata_is_refused_before_anything_is_put_in_place(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     class Rejecting:
         def errors(self, name: str, data: bytes) -> list[str]:
             return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
@@ -124,6 +124,48 @@ def test_AIP_E001_invalid_metadata_is_refused_before_storage(archive, fits_deliv
     ctx.validator = Rejecting()
     result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
     _refused(archive, result, "AIP-E001")
+    _nothing_anywhere(archive)
+
+
+def test_AIP_E001_validation_runs_while_staging_and_nothing_is_put_in_place(archive: Archive,
+                                                                            fits_delivery: Path) -> None:
+    """The schemas are checked while every location stages its copy; the copies wait for the verdict."""
+    import time
+
+    seen: list[str] = []
+
+    class SlowRejecting:
+        def errors(self, name: str, data: bytes) -> list[str]:
+            if name != "METS.xml":
+                return []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(seen) < len(archive.locations):
+                seen[:] = [loc.name for loc in archive.locations if list(loc.staging.glob("*.tmp"))]
+                time.sleep(0.01)
+            for loc in archive.locations:
+                assert loc.list_objects() == [], "moved into place before the schemas were checked"
+            return [f"line 1: {name} refused by the schema"]
+
+    ctx = archive.ingest_context()
+    ctx.validator = SlowRejecting()
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    assert seen == ["replica-a", "replica-b"]
+    _refused(archive, result, "AIP-E001")
+    _nothing_anywhere(archive)
+
+
+def test_AIP_E001_invalid_metadata_is_reported_even_when_storage_fails_too(archive: Archive,
+                                                                          fits_delivery: Path) -> None:
+    class Rejecting:
+        def errors(self, name: str, data: bytes) -> list[str]:
+            return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
+
+    ctx = archive.ingest_context()
+    ctx.validator = Rejecting()
+    ctx.locations = [archive.locations[0], DiskFullStorage(archive.locations[1], capacity=100_000)]
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
+    _refused(archive, result, "AIP-E001")
+    assert "STO-E001" not in (result.reason or "")
     _nothing_anywhere(archive)
 
 

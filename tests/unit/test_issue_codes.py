@@ -47,3 +47,19 @@ def test_every_code_has_a_test_named_after_it() -> None:
 def test_docs_list_every_code() -> None:
     text = (TESTS.parent / "docs" / "intake.md").read_text(encoding="utf-8")
     assert [c.value for c in IssueCode if f"`{c.value}`" not in text] == []
+
+
+def test_an_issue_as_a_dict_has_every_field_as_plain_values_in_order() -> None:
+    import dataclasses
+    import json
+
+    from oais.domain.issues import IssueCode, Severity, issue
+
+    found = issue(IssueCode.FORMAT_UNIDENTIFIED, "format not identified by fido", "data/x.bin")
+    as_dict = found.to_dict()
+    assert list(as_dict) == ["code", "severity", "message", "path", "reference"]
+    assert as_dict == {**{f.name: getattr(found, f.name) for f in dataclasses.fields(found)},
+                       "code": "FMT-W001", "severity": "warning", "reference": found.reference}
+    assert found.severity is Severity.WARNING and as_dict["reference"]
+    assert json.loads(json.dumps(as_dict)) == as_dict  # plain strings: no enum left
+    assert type(as_dict["code"]) is str and type(as_dict["severity"]) is str
