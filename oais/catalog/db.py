@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys, WAL, ``synchronous=FULL`` (set again on
-    every connection going back to the pool, whatever :func:`redoable_commit` relaxed) and a busy
-    timeout."""
+    every connection going back to the pool, whatever :func:`redoable_commit` relaxed, after rolling
+    back a transaction that a refused COMMIT left open) and a busy timeout."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_engine(url, **kwargs)
@@ -31,6 +31,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "checkin")
         def _full_sync_again(dbapi_conn: Any, _record: Any) -> None:
             if dbapi_conn is not None:  # None: the connection was invalidated and closed
+                if dbapi_conn.in_transaction:  # a COMMIT refused by a deferred constraint leaves it open
+                    dbapi_conn.rollback()
                 dbapi_conn.execute("PRAGMA synchronous=FULL")
 
     return engine

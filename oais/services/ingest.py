@@ -13,7 +13,8 @@ The pipeline is an ordered list of steps; none of them touches the producer's in
    copied ahead of time (``_prepare``: a process per location, started once the delivery is admitted,
    so that copying runs on one core while steps 4-5 run on the other); storing moves those verified
    copies in and writes the rest;
-7. catalog: AIP, version, files, replicas and PREMIS events in one transaction.
+7. catalog: AIP, version, files, replicas and PREMIS events in one transaction, written while
+   step 6 stages the copies and committed once every copy is in place.
 
 A failure at any step aborts or rolls back the copies already written, records the delivery as
 refused with its coded issues, and keeps the staged copy in quarantine for the archivist.
@@ -153,24 +154,28 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
         built = build_aip(described, aip_id=aip_id, dataset=request.dataset,
                           producer=request.producer or "", delivery_id=delivery_id,
                           created=ctx.clock(), new_id=ctx.new_id)
-        # the XSD validation (lxml parses and validates without the interpreter lock) runs while every
-        # location stages the object; nothing is moved into place unless both documents are valid
-        with ThreadPoolExecutor(1, thread_name_prefix="xsd") as checker:
-            checked = checker.submit(_metadata_problems, ctx.validator, built)
+        # While every location stages the object: the XSD validation (lxml parses and validates
+        # without the interpreter lock) and the catalog rows, written in a transaction left open.
+        # Nothing is moved into place unless both documents are valid and the rows are written; the
+        # transaction commits once every copy is in place (else it rolls back, and the copies too).
+        with ctx.sessions() as s, ThreadPoolExecutor(2, thread_name_prefix="aip") as helpers:
+            checked = helpers.submit(_metadata_problems, ctx.validator, built)
+            recorded = helpers.submit(_record_uncommitted, s, built, request, delivery_id, kind,
+                                      [loc.name for loc in ctx.locations], ctx.clock(), intake)
+            storage_error: StorageError | None = None
             try:
                 staged_objects.extend(_store(ctx, built, prepared))
-            except StorageError:
-                if checked.result():  # the refusal that would have come first
-                    raise DeliveryRefused(checked.result()) from None
-                raise
-            if checked.result():
+            except StorageError as exc:
+                storage_error = exc
+            if checked.result():  # the refusal that comes first
                 raise DeliveryRefused(checked.result())
-        for obj, location in zip(staged_objects, ctx.locations):
-            obj.commit()
-            committed.append((location, built.object_path))
-        with ctx.sessions.begin() as s:
-            _record_aip(s, built, request, delivery_id, kind, [loc.name for loc in ctx.locations],
-                        ctx.clock(), intake)
+            if storage_error is not None:
+                raise storage_error
+            recorded.result()
+            for obj, location in zip(staged_objects, ctx.locations):
+                obj.commit()
+                committed.append((location, built.object_path))
+            s.commit()
         catalog_done = True
         result.disposition = Disposition.ACCEPTED
         result.aip_id = aip_id
@@ -368,6 +373,13 @@ def _record_refusal(ctx: IngestContext, result: IngestResult, request: IngestReq
                 outcome_detail=f"staged copy kept at {result.quarantine}",
                 agents=(premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM),),
                 objects=(result.delivery_id,)), {agent.identifier: agent}, delivery=delivery)
+
+
+def _record_uncommitted(s: Session, built: BuiltAip, request: IngestRequest, delivery_id: str, kind: str,
+                        locations: list[str], now: datetime, intake: Intake) -> None:
+    """``_record_aip`` in the session's transaction, flushed and left open for the caller to commit."""
+    _record_aip(s, built, request, delivery_id, kind, locations, now, intake)
+    s.flush()
 
 
 def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id: str, kind: str,

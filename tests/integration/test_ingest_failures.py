@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -113,6 +113,55 @@ def test_CAT_E001_catalog_failure_rolls_back_both_replicas(archive, fits_deliver
         conn.execute(text("DROP TRIGGER no_replicas"))
     _nothing_anywhere(archive)
     assert ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context()).aip_id
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_catalog(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Archive]:
+    """An archive whose catalog is SQLite, then PostgreSQL (the real server)."""
+    from oais.bootstrap import init_archive, open_archive
+
+    if request.param == "postgresql":
+        monkeypatch.setenv("OAIS_CATALOG_URL", request.getfixturevalue("pg_url"))
+    settings, _ = init_archive(tmp_path / "archive")
+    archive = open_archive(settings)
+    try:
+        yield archive
+    finally:
+        archive.close()
+
+
+def test_CAT_E001_failure_at_commit_takes_back_the_copies_put_in_place(any_catalog: Archive, fits_delivery: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalog refuses the transaction only when it commits, after every copy was moved into place:
+    a deferred constraint (SQLite: a deferred foreign key; PostgreSQL: a deferred constraint trigger)."""
+    archive = any_catalog
+    with archive.engine.begin() as conn:
+        if archive.engine.dialect.name == "sqlite":
+            conn.execute(text("CREATE TABLE nowhere (id INTEGER PRIMARY KEY)"))
+            conn.execute(text("CREATE TABLE commit_guard (ref INTEGER REFERENCES nowhere(id) "
+                              "DEFERRABLE INITIALLY DEFERRED)"))
+            conn.execute(text("CREATE TRIGGER guard AFTER INSERT ON aips "
+                              "BEGIN INSERT INTO commit_guard VALUES (42); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'injected failure at commit'; END $$"))
+            conn.execute(text("CREATE CONSTRAINT TRIGGER guard AFTER INSERT ON aips DEFERRABLE INITIALLY "
+                              "DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()"))
+    rolled_back: list[str] = []
+    real_rollback = LocalStorage.rollback
+
+    def recording(self: LocalStorage, object_path: str) -> None:
+        assert self.exists(object_path), "rolled back a copy that was not in place"
+        rolled_back.append(self.name)
+        real_rollback(self, object_path)
+
+    monkeypatch.setattr(LocalStorage, "rollback", recording)
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    _refused(archive, result, "CAT-E001")
+    assert ("FOREIGN KEY" in (result.reason or "") if archive.engine.dialect.name == "sqlite"
+            else "injected failure at commit" in (result.reason or ""))
+    assert rolled_back == ["replica-a", "replica-b"]
+    _nothing_anywhere(archive)
 
 
 def test_AIP_E001_invalid_metadata_is_refused_before_anything_is_put_in_place(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
