@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from oais import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OUTPUT_CLOSED = 141  # what a shell reports for a command ended by SIGPIPE
 
 
 class UsageError(Exception):
@@ -434,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("oais: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _output_closed()
     except Exception as exc:  # noqa: BLE001 - the boundary: a clear message, never a traceback
         from oais.bootstrap import CatalogOutOfDate
 
@@ -454,6 +457,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAILED
 
 
+def _output_closed() -> int:
+    """Whoever read the output went away (``oais ... --json | head``): stop like a Unix tool ended by
+    SIGPIPE, with status 141 and no traceback. What is left to flush goes to /dev/null. The command
+    itself ran to its end or stopped where it was writing; nothing it did is undone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return EXIT_OUTPUT_CLOSED
+
+
 def run() -> None:
     """The ``oais`` command: :func:`main`, then an exit that skips tearing the interpreter down.
 
@@ -466,6 +481,10 @@ def run() -> None:
     import threading
 
     code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _output_closed()
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -55,3 +55,33 @@ def test_argparse_exits_are_unchanged() -> None:
     assert r.returncode == 0 and "ingest" in r.stdout
     r = _python(RUN, "no-such-command")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def _with_closed_output(code: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run with a standard output nobody reads: its pipe's read end is closed before anything is written."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OAIS_HOME", "OAIS_CATALOG_URL")}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-c", code, *args], stdout=write, stderr=subprocess.PIPE,
+                              env=env, cwd=REPO, timeout=300)
+    finally:
+        os.close(write)
+
+
+def test_a_closed_output_ends_quietly_with_status_141(tmp_path: Path) -> None:
+    """``oais init --json | head -c 0``: the command still does its work, then stops with 141 and
+    prints no traceback; a command writing more than a buffer's worth stops at its first write."""
+    home = tmp_path / "home"
+    r = _with_closed_output(RUN, "init", "--home", str(home), "--json")
+    assert r.returncode == 141, r.stderr
+    assert b"Traceback" not in r.stderr and b"Exception ignored" not in r.stderr, r.stderr
+    assert (home / "oais.toml").is_file()  # the work was done
+    big = ("import oais.cli as cli\n"
+           "def noisy(args):\n"
+           "    print('x' * 1_000_000)\n"
+           "    return 0\n"
+           "cli.cmd_init = noisy\n" + RUN)
+    r = _with_closed_output(big, "init", "--home", str(home))
+    assert r.returncode == 141, r.stderr
+    assert b"Traceback" not in r.stderr and b"Exception ignored" not in r.stderr, r.stderr
