@@ -340,12 +340,14 @@ class LocalStorage:
     # -- writing ------------------------------------------------------------------------------
     def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False) -> "LocalPreparedCopies":
         """Start copying (with ``adopt``: linking) ``files`` into the staging area in another process;
-        returns at once. See the module docstring and ``oais.storage.copy_ahead``."""
+        returns at once. See the module docstring and ``oais.storage.copy_ahead``. Nothing is copied
+        ahead when there is no file, or no Python interpreter to start (``sys.executable`` empty, as in
+        some embedded interpreters): ``stage`` then writes every file itself."""
         import subprocess
         import sys
 
         listed = list(files)
-        if not listed:
+        if not listed or not sys.executable:
             return LocalPreparedCopies(self, None, [], [], None)
         folder = self.staging / f"{uuid.uuid4().hex}.prep"
         try:

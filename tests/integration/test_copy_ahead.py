@@ -204,6 +204,22 @@ def test_close_stops_the_copying_and_removes_everything(store: LocalStorage,
     assert _tree(root) == files
 
 
+def test_without_an_interpreter_to_start_stage_writes_everything(store: LocalStorage,
+                                                                  staged: tuple[Path, dict[str, bytes]],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    root, files = staged
+    monkeypatch.setattr(sys, "executable", "")
+    copies = _prepare(store, root, _sources(root, files))
+    monkeypatch.undo()
+    assert copies.process is None and copies.folder is None and store.staging_leftovers() == []
+    obj = store.stage("obj", _entries(root, files), prepared=copies)
+    copies.close()
+    obj.commit()
+    assert _tree(store.object_dir("obj")) == {PREFIX + rel: data for rel, data in files.items()}
+
+
 def test_copies_prepared_elsewhere_are_refused(tmp_path: Path, store: LocalStorage,
                                                staged: tuple[Path, dict[str, bytes]]) -> None:
     root, files = staged
