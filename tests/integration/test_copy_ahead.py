@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from oais.bootstrap import Archive
 from oais.domain.package import Disposition
 from oais.domain.storage import Entry, SourceFile
 from oais.services.ingest import IngestRequest, ingest
@@ -233,7 +234,7 @@ def test_copies_prepared_elsewhere_are_refused(tmp_path: Path, store: LocalStora
         copies.close()
 
 
-def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive, fits_delivery: Path,  # type: ignore[no-untyped-def]
+def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive: Archive, fits_delivery: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """replica-b's copying is told a wrong sha256 for one staged file: its copy cannot verify."""
     real_prepare = LocalStorage.prepare
@@ -256,7 +257,7 @@ def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive, fits_del
     assert quarantined == sorted(p.name for p in fits_delivery.rglob("*") if p.is_file())
 
 
-def test_ingest_refused_while_describing_stops_the_copying(archive, fits_delivery: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_ingest_refused_while_describing_stops_the_copying(archive: Archive, fits_delivery: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The copying has started when the bag's validation refuses the delivery: every copying process
     is stopped and its copies removed before the staged delivery goes to quarantine, whole."""
