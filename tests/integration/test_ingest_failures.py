@@ -164,7 +164,8 @@ def test_CAT_E001_failure_at_commit_takes_back_the_copies_put_in_place(any_catal
     _nothing_anywhere(archive)
 
 
-def test_AIP_E001_invalid_metadata_is_refused_before_anything_is_put_in_place(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+def test_AIP_E001_invalid_metadata_is_refused_before_anything_is_put_in_place(archive: Archive,
+                                                                              fits_delivery: Path) -> None:
     class Rejecting:
         def errors(self, name: str, data: bytes) -> list[str]:
             return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
