@@ -250,8 +250,8 @@ def _store(ctx: IngestContext, built: BuiltAip, prepared: Sequence[PreparedCopie
         with lock:
             done += n
             now = done
-        if ctx.progress:
-            ctx.progress("store", now, total)
+        if ctx.progress:  # copies made ahead may include a duplicate the object keeps once: at most 100 %
+            ctx.progress("store", min(now, total), total)
 
     def stage(i: int) -> StagedObject:
         return ctx.locations[i].stage(built.object_path, built.entries(), tick, adopt=i == 0,

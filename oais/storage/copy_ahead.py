@@ -10,10 +10,12 @@ is a new folder in the location's staging area holding ``job.json``::
 For every file, in order, the process writes ``FOLDER/files/<relative path>`` (the relative paths
 are the sources' own below their common folder, so the copies keep the delivery's folders): a hard
 link to the source when ``adopt`` allows it (the same rule as ``stage``'s), else a copy made by the
-kernel (``sendfile``). It then re-reads every copy on two threads and checks it
-against its sha256, and, with ``fsync``, flushes the location's file system. It ends by writing
-``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count": n}``, or
-``{"ok": false, "error": "..."}`` naming the first file that failed and why. Nothing else is written.
+kernel (``sendfile``). Meanwhile ``FOLDER/progress`` holds the bytes copied (or linked) so far, a
+decimal number rewritten in place at most ten times a second and once at the end of the copying.
+It then re-reads every copy on two threads and checks it against its sha256, and, with ``fsync``,
+flushes the location's file system. It ends by writing ``result.json`` (under a temporary name,
+then renamed): ``{"ok": true, "count": n}``, or ``{"ok": false, "error": "..."}`` naming the first
+file that failed and why. Nothing else is written.
 
 It is a process of its own, not a thread, because the ingest's main thread is busy in Python all
 that time (identifying formats, building PREMIS): a thread of the same interpreter waits up to the
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,19 +49,22 @@ def run(folder: Path) -> dict[str, object]:
     out.mkdir()
     made = {""}
     targets: list[Path] = []
-    for source, rel, _sha256, _size in files:
-        target = out / rel
-        try:
-            parent = os.path.dirname(rel)
-            if parent not in made:
-                os.makedirs(out / parent, exist_ok=True)
-                made.add(parent)
-            if not (job["adopt"] and _adopt(Path(source), target)):
-                with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
-                    copy_data(src.fileno(), dst.fileno())
-        except OSError as exc:
-            return {"ok": False, "error": f"cannot copy {source}: {exc.strerror or exc}"}
-        targets.append(target)
+    with _Progress(folder / "progress") as copied:
+        for source, rel, _sha256, size in files:
+            target = out / rel
+            try:
+                parent = os.path.dirname(rel)
+                if parent not in made:
+                    os.makedirs(out / parent, exist_ok=True)
+                    made.add(parent)
+                if job["adopt"] and _adopt(Path(source), target):
+                    copied(size)
+                else:
+                    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+                        copy_data(src.fileno(), dst.fileno(), copied)
+            except OSError as exc:
+                return {"ok": False, "error": f"cannot copy {source}: {exc.strerror or exc}"}
+            targets.append(target)
 
     def check(i: int) -> str | None:
         source, _rel, expected, _size = files[i]
@@ -81,6 +87,36 @@ def run(folder: Path) -> dict[str, object]:
         except OSError as exc:
             return {"ok": False, "error": f"cannot flush the copies to disk: {exc.strerror or exc}"}
     return {"ok": True, "count": len(files)}
+
+
+class _Progress:
+    """Bytes copied so far, kept in a file the ingest reads while it waits (see the module docstring)."""
+
+    EVERY = 0.1  # seconds between two rewrites
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.done = 0
+        self.last = 0.0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.EVERY:
+            self._write()
+            self.last = now
+
+    def _write(self) -> None:
+        os.pwrite(self.fd, b"%20d" % self.done, 0)
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            self._write()
+        finally:
+            os.close(self.fd)
 
 
 def main(argv: list[str]) -> int:

@@ -27,7 +27,8 @@ time, in another process (``oais.storage.copy_ahead``), while the ingest describ
 copy is re-read and checked against its sha256 there, then flushed. ``stage(..., prepared=...)`` then
 renames each prepared copy into the object instead of writing it (a rename moves the verified file, it
 does not rewrite it), provided its sha256 is the one the entry asks for; the object's other files are
-written and re-read as usual. Whatever was prepared and not taken is removed by ``close()``.
+written and re-read as usual. While ``stage`` waits for the copying to end, it reports the bytes
+copied so far as its own progress. Whatever was prepared and not taken is removed by ``close()``.
 """
 
 from __future__ import annotations
@@ -182,6 +183,36 @@ class LocalPreparedCopies:
     def __repr__(self) -> str:
         return f"LocalPreparedCopies({self.location!r}, {len(self.files)} files)"
 
+    def wait(self, progress: ProgressFn | None = None) -> None:
+        """Wait for the copying process to end, telling ``progress`` of the bytes it copies meanwhile
+        (read from its ``progress`` file five times a second)."""
+        import subprocess
+
+        if self.process is None or self.folder is None:
+            return
+        reported = 0
+        total = sum(f.size for f in self.files)
+        while True:
+            try:
+                self.process.wait(timeout=0.2 if progress else None)
+                ended = True
+            except subprocess.TimeoutExpired:
+                ended = False
+            if progress:
+                copied = self._copied()
+                if reported < copied <= total:
+                    progress(copied - reported)
+                    reported = copied
+            if ended:
+                return
+
+    def _copied(self) -> int:
+        assert self.folder is not None
+        try:
+            return int((self.folder / "progress").read_bytes())
+        except (OSError, ValueError):  # not written yet, or read while being rewritten
+            return 0
+
     def ready(self) -> dict[Path, tuple[str, str]]:
         """Wait for the copying to end: source -> (its verified copy's path below ``files``, sha256), for
         the copies not taken yet. Raises ``StorageError`` with the copying's own message if it failed."""
@@ -292,13 +323,6 @@ def _relative_paths(paths: list[Path]) -> list[str]:
     return [name[skip:].replace(os.sep, "/") for name in names]
 
 
-def entry_bytes(entry: Entry, tmp: Path) -> int:
-    """Bytes of an entry already in the staged object ``tmp`` (for progress)."""
-    if entry.size is not None:
-        return entry.size
-    return len(entry.data) if entry.data is not None else (tmp / entry.path).stat().st_size
-
-
 def _tail(path: Path, limit: int = 400) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip()
@@ -380,6 +404,8 @@ class LocalStorage:
             raise StorageError(self.name, f"cannot create a staging folder in {self.staging}: {exc}") from exc
         staged = LocalStagedObject(self, object_path, tmp)
         try:
+            if prepared is not None:  # the bytes copied ahead count as this location's writing
+                prepared.wait(progress)
             written: list[tuple[Path, Entry]] = []
             moved: list[Path] = []
             folders = {tmp}
@@ -392,8 +418,6 @@ class LocalStorage:
                 os.rename(copies, target)
                 grafted.update(id(e) for e in group)
                 moved.extend(tmp / e.path for e in group)
-                if progress:
-                    progress(sum(entry_bytes(e, tmp) for e in group))
             for entry in listed:
                 if id(entry) in grafted:
                     continue
@@ -408,8 +432,6 @@ class LocalStorage:
                 if ahead is not None:  # re-read and flushed by the process that copied it
                     os.rename(ahead, target)
                     moved.append(target)
-                    if progress:
-                        progress(entry_bytes(entry, tmp))
                     continue
                 if adopt and entry.source is not None and _adopt(entry.source, target):
                     if progress:

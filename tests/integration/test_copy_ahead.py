@@ -117,6 +117,21 @@ def test_two_folders_for_one_place_go_file_by_file(store: LocalStorage, staged: 
     assert _tree(store.object_dir("obj")) == {path: files[rel] for rel, path in paths.items()}
 
 
+@pytest.mark.parametrize("adopt", [False, True], ids=["copying", "linking"])
+def test_the_bytes_copied_ahead_are_the_staging_progress(store: LocalStorage,
+                                                         staged: tuple[Path, dict[str, bytes]], adopt: bool) -> None:
+    """Every byte of the object is reported once: the copies while stage waits for them, the rest as
+    it is written."""
+    root, files = staged
+    entries = _entries(root, files) + [Entry("inventory.json", hashlib.sha512(b"{}").hexdigest(), data=b"{}")]
+    copies = _prepare(store, root, _sources(root, files), adopt=adopt)
+    ticks: list[int] = []
+    obj = store.stage("obj", entries, ticks.append, adopt=adopt, prepared=copies)
+    copies.close()
+    obj.abort()
+    assert sum(ticks) == sum(len(d) for d in files.values()) + 2 and all(n > 0 for n in ticks)
+
+
 def test_an_adopting_location_links_the_staged_files(store: LocalStorage,
                                                      staged: tuple[Path, dict[str, bytes]]) -> None:
     root, files = staged

@@ -47,6 +47,13 @@ class DiskFullStorage(LocalStorage):
         super()._write_entry(target, entry, progress, buf)
 
 
+class RejectingMets:
+    """A metadata validator that finds METS.xml invalid (and PREMIS valid)."""
+
+    def errors(self, name: str, data: bytes) -> list[str]:
+        return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
+
+
 def _nothing_anywhere(archive) -> None:  # type: ignore[no-untyped-def]
     for loc in archive.locations:
         assert list(loc.root.rglob("0=ocfl_object_1.1")) == [], f"object left in {loc.name}"
@@ -166,12 +173,8 @@ def test_CAT_E001_failure_at_commit_takes_back_the_copies_put_in_place(any_catal
 
 def test_AIP_E001_invalid_metadata_is_refused_before_anything_is_put_in_place(archive: Archive,
                                                                               fits_delivery: Path) -> None:
-    class Rejecting:
-        def errors(self, name: str, data: bytes) -> list[str]:
-            return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
-
     ctx = archive.ingest_context()
-    ctx.validator = Rejecting()
+    ctx.validator = RejectingMets()
     result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
     _refused(archive, result, "AIP-E001")
     _nothing_anywhere(archive)
@@ -206,12 +209,8 @@ def test_AIP_E001_validation_runs_while_staging_and_nothing_is_put_in_place(arch
 
 def test_AIP_E001_invalid_metadata_is_reported_even_when_storage_fails_too(archive: Archive,
                                                                           fits_delivery: Path) -> None:
-    class Rejecting:
-        def errors(self, name: str, data: bytes) -> list[str]:
-            return [f"line 1: {name} refused by the schema"] if name == "METS.xml" else []
-
     ctx = archive.ingest_context()
-    ctx.validator = Rejecting()
+    ctx.validator = RejectingMets()
     ctx.locations = [archive.locations[0], DiskFullStorage(archive.locations[1], capacity=100_000)]
     result = ingest(IngestRequest(fits_delivery, "eit-195"), ctx)
     _refused(archive, result, "AIP-E001")
