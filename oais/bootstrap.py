@@ -88,7 +88,7 @@ class Archive:
         a = self.settings.audit
         loc = self.settings.location(location) if location else None
         cycle = (loc.cycle_days if loc and loc.cycle_days else a.cycle_days)
-        rate = (loc.max_mb_per_s if loc and loc.max_mb_per_s else a.max_mb_per_s)
+        rate = self.settings.audit_mb_per_s(location)
         return AuditPolicy(cycle=timedelta(days=cycle), batch_files=a.batch_files,
                            batch_bytes=int(a.batch_gb * 1e9), max_bytes_per_s=rate * 1e6 if rate else None)
 

@@ -98,6 +98,12 @@ class Settings:
                 return loc
         raise ConfigError(f"no storage location named {name!r}")
 
+    def audit_mb_per_s(self, location: str | None = None) -> float | None:
+        """The read-rate cap, MB/s, of an audit of ``location`` (of the whole archive when None): the
+        location's own ``max_mb_per_s``, else ``[audit] max_mb_per_s``; None when uncapped."""
+        loc = self.location(location) if location else None
+        return loc.max_mb_per_s if loc and loc.max_mb_per_s else self.audit.max_mb_per_s
+
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """The archive home: the argument, else ``$OAIS_HOME``, else ``DEFAULT_HOME``."""

@@ -35,7 +35,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
@@ -46,6 +46,9 @@ from oais.catalog.db import redoable_commit
 from oais.domain import premis
 from oais.domain.package import ReplicaState
 from oais.formats.digest import read_digest
+
+if TYPE_CHECKING:
+    from oais.storage.hash_ahead import Digests, Found, HashAhead
 
 TASK_FILES = 32  # files per hashing task: amortizes the hand-over cost on small files ...
 TASK_BYTES = 4 << 20  # ... without making a task of several large files
@@ -151,10 +154,14 @@ def check_unit(object_dir: str | ObjectDir, unit: Unit, throttle: Throttle) -> C
         return Check(unit.id, "missing", algorithm, detail=f"{path}: not found in the replica")
     except OSError as exc:
         return Check(unit.id, "error", algorithm, detail=f"{path}: could not read: {exc.strerror or exc}")
+    return _compared(unit, algorithm, expected, found_size, found)
+
+
+def _compared(unit: Unit, algorithm: str, expected: str, found_size: int, found: str) -> Check:
     if found == expected and found_size == unit.size:
         return Check(unit.id, "pass", algorithm, found_size, found)
     return Check(unit.id, "fail", algorithm, found_size, found,
-                 f"{path}: {found_size} bytes, {algorithm} {found[:16]}…; "
+                 f"{unit.path}: {found_size} bytes, {algorithm} {found[:16]}…; "
                  f"expected {unit.size} bytes, {algorithm} {expected[:16]}…")
 
 
@@ -273,16 +280,73 @@ def _open_dirs(units: Sequence[Unit], locations: dict[str, Any]) -> dict[int, Ob
     return dirs
 
 
+def _hashed_ahead(hashed: Digests, units: Sequence[Unit], dirs: dict[int, ObjectDir], pool: ThreadPoolExecutor,
+                  throttle: Throttle, ahead: deque[tuple[Future[list[Check]], list[Unit]]]
+                  ) -> tuple[list[tuple[Check, Unit]], list[Unit]]:
+    """Checks of the units that ``hashed`` (``oais.storage.hash_ahead``) holds a sha256 of, found at the
+    exact path the unit names; a future in ``ahead`` for each file it is still hashing (read here after
+    all if it ends without a digest); the other units, left to read."""
+    ready: list[tuple[Check, Unit]] = []
+    rest: list[Unit] = []
+    for u in units:
+        if u.sha256 is None:  # a unit catalogued before revision 0007 is checked by its sha512
+            rest.append(u)
+            continue
+        key = f"{dirs[u.replica.id].path}/{u.path}"
+        if (found := hashed.done.get(key)) is not None:
+            ready.append((_compared(u, "sha256", u.sha256, *found), u))
+        elif (pending := hashed.pending.get(key)) is not None:
+            ahead.append((_when_hashed(pending, u, dirs, pool, throttle), [u]))
+        else:
+            rest.append(u)
+    return ready, rest
+
+
+def _when_hashed(pending: Future[Found | None], unit: Unit, dirs: dict[int, ObjectDir], pool: ThreadPoolExecutor,
+                 throttle: Throttle) -> Future[list[Check]]:
+    """The check of ``unit`` once the hashing process ends its file; read here if it found nothing."""
+    out: Future[list[Check]] = Future()
+
+    def ended(f: Future[Found | None]) -> None:
+        if not out.set_running_or_notify_cancel():
+            return  # the audit stopped early
+        found = f.result()
+        try:
+            if found is not None:
+                assert unit.sha256 is not None
+                out.set_result([_compared(unit, "sha256", unit.sha256, *found)])
+            else:
+                pool.submit(_check_task, [unit], dirs, throttle).add_done_callback(lambda g: _pass_on(g, out))
+        except Exception as exc:  # noqa: BLE001 -- e.g. the pool was shut down: the error goes to the audit
+            out.set_exception(exc)
+
+    pending.add_done_callback(ended)
+    return out
+
+
+def _pass_on(source: Future[list[Check]], out: Future[list[Check]]) -> None:
+    exc = source.exception()
+    if exc is not None:
+        out.set_exception(exc)
+    else:
+        out.set_result(source.result())
+
+
 def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[str, Any], throttle: Throttle,
-             wait: float | None) -> Generator[list[tuple[Check, Unit]] | None, None, None]:
-    """The checks of ``units`` in their order, a task's worth at a time, hashed TASKS_AHEAD tasks ahead.
+             wait: float | None, hashed: Digests | None = None) -> Generator[list[tuple[Check, Unit]] | None, None, None]:
+    """The checks of ``units`` in their order, a task's worth at a time, hashed TASKS_AHEAD tasks ahead;
+    with ``hashed`` (digests computed ahead by ``oais.storage.hash_ahead``), first the checks of the
+    units it holds a digest of, then those of the files it was still hashing, then the others.
 
     Yields ``None`` when nothing more was ready within ``wait`` seconds (so that the caller may record
     what it holds); cancels what was not started when the caller stops early.
     """
     dirs = _open_dirs(units, locations)
-    tasks = _tasks(units)
     ahead: deque[tuple[Future[list[Check]], list[Unit]]] = deque()
+    ready: list[tuple[Check, Unit]] = []
+    if hashed is not None:
+        ready, units = _hashed_ahead(hashed, units, dirs, pool, throttle, ahead)
+    tasks = _tasks(units)
 
     def top_up() -> None:
         while len(ahead) < TASKS_AHEAD and (task := next(tasks, None)) is not None:
@@ -290,6 +354,8 @@ def _checked(pool: ThreadPoolExecutor, units: Sequence[Unit], locations: dict[st
 
     top_up()
     try:
+        for i in range(0, len(ready), FLUSH_FILES):
+            yield ready[i:i + FLUSH_FILES]
         while ahead:
             future, task = ahead[0]
             try:
@@ -367,12 +433,18 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
               clock: Callable[[], datetime], new_id: Callable[[], str], policy: AuditPolicy = AuditPolicy(),
               limit_files: int | None = None, limit_bytes: int | None = None,
               monotonic: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None,
-              progress: Callable[[str, int, int], None] | None = None, workers: int = 2) -> AuditResult:
-    """Audit (or resume auditing) ``scope``; ``limit_*`` cap this run (the scheduler's batches)."""
+              progress: Callable[[str, int, int], None] | None = None, workers: int = 2,
+              ahead: HashAhead | None = None) -> AuditResult:
+    """Audit (or resume auditing) ``scope``; ``limit_*`` cap this run (the scheduler's batches).
+
+    ``ahead``: the process hashing the stored files since before this call (``oais audit`` starts it
+    before importing the catalog's libraries); it is stopped once the units are known, and its sha256
+    stands for a read of the file it names. The caller closes it."""
     audit, resumed = start_or_resume(sessions, scope, clock(), new_id)
     result = AuditResult(audit.identifier, scope, resumed)
     with sessions() as s:
         units = _pending(s, audit, limit_files, limit_bytes, fresh=not resumed)
+    hashed = ahead.digests() if ahead is not None else None
     total = sum(u.size for u in units)
     throttle = Throttle(policy.max_bytes_per_s, monotonic or time.monotonic, sleep or time.sleep)
     done = checked = 0
@@ -392,7 +464,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
 
     whole = limit_files is None and limit_bytes is None
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        checks = _checked(pool, units, locations, throttle, FLUSH_SECONDS / 5)
+        checks = _checked(pool, units, locations, throttle, FLUSH_SECONDS / 5, hashed)
         try:
             for ready in checks:
                 if ready:
