@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the process itself imports neither (it starts in about 0.05
     from concurrent.futures import Future
 
 THREADS = 2
+REPORT_TIMEOUT = 30.0  # seconds for the process to report once asked (it reports from memory)
 
 Found = tuple[int, str]
 """``(size, sha256 hex)`` of a file."""
@@ -170,12 +171,12 @@ class HashAhead:
             return None
         return cls(process)
 
-    def digests(self, *, finish: bool = False) -> Digests:
+    def digests(self, *, finish: bool = False, timeout: float = REPORT_TIMEOUT) -> Digests:
         """Stop the hashing (with ``finish``: let it hash every file first) and return what it found;
         the files it was still hashing are ``pending``, resolved as it ends them. Called once; later
-        calls return the same object."""
-        from concurrent.futures import Future
-
+        calls return the same object. A process that has not reported within ``timeout`` seconds
+        (without ``finish``) is ended: its digests then stop at what it reported, and the audit reads
+        the rest itself."""
         if self._digests is not None:
             return self._digests
         digests = self._digests = Digests()
@@ -186,50 +187,58 @@ class HashAhead:
             stdin.flush()
         except OSError:  # the process is gone: nothing ahead
             return digests
-        for line in iter(stdout.readline, b""):
-            if line == b".\n" or not line.endswith(b"\n"):
-                break
-            if line.startswith(b"= "):
-                path, found = _parse_done(line)
-                if path is not None:
-                    digests.done[path] = found
-            elif line.startswith(b"~ "):
-                digests.pending[os.fsdecode(line[2:-1])] = Future()
-        if digests.pending:
-            self._reader = threading.Thread(target=self._read_rest, args=(stdout, dict(digests.pending)),
-                                            name="hash-ahead", daemon=True)
-            self._reader.start()
+        reported = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(stdout, digests, reported),
+                                        name="hash-ahead", daemon=True)
+        self._reader.start()
+        if not reported.wait(None if finish else timeout):
+            self.close()  # e.g. stuck reading a file system that does not answer
         return digests
 
     @staticmethod
-    def _read_rest(stdout: IO[bytes], pending: dict[str, Future[Found | None]]) -> None:
+    def _read(stdout: IO[bytes], digests: Digests, reported: threading.Event) -> None:
+        """The process's report into ``digests`` (``reported`` set at its ``.`` line), then the files
+        it was still hashing as it ends them; at the end of its output, every file it did not report
+        is resolved to None."""
+        from concurrent.futures import Future
+
+        pending: dict[str, Future[Found | None]] = {}
         try:
             for line in iter(stdout.readline, b""):
                 if not line.endswith(b"\n") or line == b"$\n":
                     break
-                path, found = _parse_done(line) if line.startswith(b"= ") else (None, (0, ""))
-                future = pending.pop(path, None) if path is not None else None
-                if future is not None:
-                    future.set_result(found)
-        except OSError:
+                if line == b".\n":
+                    reported.set()
+                elif line.startswith(b"= "):
+                    path, found = _parse_done(line)
+                    if path is None:
+                        continue
+                    if not reported.is_set():
+                        digests.done[path] = found
+                    elif (future := pending.pop(path, None)) is not None:
+                        future.set_result(found)
+                elif line.startswith(b"~ ") and not reported.is_set():
+                    pending[os.fsdecode(line[2:-1])] = digests.pending[os.fsdecode(line[2:-1])] = Future()
+        except (OSError, ValueError):  # the pipe closed under the reader
             pass
         finally:
             for future in pending.values():  # never reported: the audit reads these itself
                 future.set_result(None)
+            reported.set()
 
     def close(self) -> None:
         """End the process if it still runs (it holds no file open for writing: nothing to clean)."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        if self._reader is not None:  # it reads to the end of the output, which the end of the process closes
+            self._reader.join()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass
-        if self._reader is not None:
-            self._reader.join()
 
 
 def _parse_done(line: bytes) -> tuple[str | None, Found]:

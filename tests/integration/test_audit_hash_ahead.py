@@ -287,3 +287,19 @@ def test_the_command_hashes_ahead_only_a_whole_uncapped_audit(tmp_path: Path, ar
     finally:
         if ahead is not None:
             ahead.close()
+
+
+def test_a_process_that_does_not_report_is_ended_and_nothing_is_taken_from_it(
+        tmp_path: Path, started: list[HashAhead]) -> None:
+    import signal
+
+    (tmp_path / "f").write_bytes(b"data")
+    ahead = start(started, tmp_path)
+    os.kill(ahead.process.pid, signal.SIGSTOP)  # as if stuck on a file system that does not answer
+    began = time.monotonic()
+
+    digests = ahead.digests(timeout=0.5)
+
+    assert time.monotonic() - began < 10
+    assert digests.done == {} and digests.pending == {}
+    assert ahead.process.poll() is not None  # ended (killed while stopped)
