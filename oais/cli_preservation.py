@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oais.cli import EXIT_FAILED, EXIT_OK, ProgressBar, _human, _open, _print_json
 
+if TYPE_CHECKING:
+    from oais.config import Settings
+    from oais.storage.hash_ahead import HashAhead
 
-def _hash_ahead(args: argparse.Namespace, settings: Any) -> Any:
+
+def _hash_ahead(args: argparse.Namespace, settings: Settings) -> HashAhead | None:
     """For a whole, uncapped audit of a location (or of all): start hashing its stored files in
     another process now, while this one imports the catalog's libraries (``oais.storage.hash_ahead``).
     None otherwise: an audit of one AIP reads few files, and a capped one must read at its cap."""
@@ -46,7 +50,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             ahead.close()
 
 
-def _audit(args: argparse.Namespace, settings: Any, ahead: Any) -> int:
+def _audit(args: argparse.Namespace, settings: Settings, ahead: HashAhead | None) -> int:
     from oais.bootstrap import new_urn, open_archive, utc_now
     from oais.services.audit import run_audit
     from oais.services.incidents import send_alerts

@@ -317,7 +317,7 @@ def _when_hashed(pending: Future[Found | None], unit: Unit, dirs: dict[int, Obje
                 out.set_result([_compared(unit, "sha256", unit.sha256, *found)])
             else:
                 pool.submit(_check_task, [unit], dirs, throttle).add_done_callback(lambda g: _pass_on(g, out))
-        except Exception as exc:  # noqa: BLE001 -- e.g. the pool was shut down: the error goes to the audit
+        except RuntimeError as exc:  # the pool was shut down: the audit is ending, the error goes to it
             out.set_exception(exc)
 
     pending.add_done_callback(ended)

@@ -3,7 +3,7 @@
     python -m oais.storage.hash_ahead ROOT [ROOT ...]
 
 ``oais audit`` of a whole location (or of every location) starts this process first, before it
-imports the catalog's libraries and plans its work: those imports take 0.3-0.7 s of one core, while
+imports the catalog's libraries and plans its work: those imports take 0.3-0.9 s of one core, while
 the other core would be idle. The process walks each OCFL storage root (not following symlinked
 folders, and leaving out names holding a newline) and hashes every regular file on two threads with
 sha256 (:func:`oais.formats.digest.read_digest`, the audit's own reading), keeping the results in
