@@ -5,15 +5,16 @@
 Rows look like what ``oais ingest`` writes for space-science deliveries: AIPs of 100 FITS images
 plus METS.xml, fits-headers.json and premis.xml (role ``metadata``); one AIP in 20 has a second
 version (whose files are catalogued again, as ingest does); two replicas per AIP; nine PREMIS
-events per AIP; a ``fits_headers`` row per image with instrument, wavelength, exposure, DATE-OBS
-and the per-HDU keywords JSON. Six datasets (SOHO/EIT, SOHO/LASCO, SOHO/MDI, SDO/AIA, PROBA2/SWAP,
-SolO/EUI) with their real wavelengths and mission years, so ``--instrument EIT --wavelength 195``
-matches about 4 % of the files.
+events per AIP; a ``fits_headers`` row per image with instrument, wavelength, exposure, DATE-OBS,
+the per-HDU keywords JSON and, as ingest writes them, copies of its file's version, role, format
+and size. Six datasets (SOHO/EIT, SOHO/LASCO, SOHO/MDI, SDO/AIA, PROBA2/SWAP, SolO/EUI) with their
+real wavelengths and mission years, so ``--instrument EIT --wavelength 195`` matches about 4 % of
+the files.
 
 Loading uses SQLAlchemy Core ``executemany`` in batches of 10,000 (about 50k rows/s); on SQLite
 the secondary indexes of ``files`` and ``fits_headers`` are dropped before the load and re-created,
 with their exact DDL as the migrations made them, after it (4x faster than maintaining them). That
-includes the search indexes of revision 0007 (``ix_fits_headers_search``, ``ix_files_search_totals``):
+includes the search indexes of revision 0008 (``ix_fits_headers_search``, ``ix_files_search_totals``):
 the load fails if one of them is missing. No ANALYZE is run: the catalog is left as ingest would leave
 it. Prints one JSON object: files, aips, a sample AIP id, the indexes re-created, seconds.
 """
@@ -36,7 +37,7 @@ from oais.catalog import models as m
 from oais.config import load_settings
 
 BATCH = 10_000
-SEARCH_INDEXES = {"ix_fits_headers_search", "ix_files_search_totals"}  # what search.py reads (revision 0007)
+SEARCH_INDEXES = {"ix_fits_headers_search", "ix_files_search_totals"}  # what search.py reads (revision 0008)
 IMAGES_PER_AIP = 100
 SEED = 5005
 
@@ -179,7 +180,8 @@ def fill(home: Path, n_files: int) -> dict[str, Any]:
                         kw["WAVELNTH"], kw["WAVEUNIT"] = int(wave), "Angstrom"
                     headers += 1
                     rows["fits_headers"].append({
-                        "id": headers, "file_id": files, "telescope": telescope, "instrument": instrument,
+                        "id": headers, "file_id": files, "version_id": versions, "role": "original",
+                        "puid": "x-fmt/383", "size": int(sizes[j]), "telescope": telescope, "instrument": instrument,
                         "detector": det, "wavelength": wave, "wave_unit": None if wave is None else "Angstrom",
                         "exptime": kw["EXPTIME"], "object": "full FOV", "level": "1", "date_obs": date_obs,
                         "date_end": None, "obs_start": obs, "obs_end": None,

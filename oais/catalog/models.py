@@ -181,8 +181,9 @@ class File(Base):
     __table_args__ = (
         UniqueConstraint("version_id", "path"),
         Index("ix_files_sha256", "sha256"),
-        # a search's totals read what they need of each matching file here, not in the wide table rows
-        Index("ix_files_search_totals", "id", "version_id", "role", "size", "puid"),
+        # the totals of a search without FITS criteria (all files, a dataset, an AIP) read each AIP
+        # version's files here, not in the wide table rows (FITS criteria: ix_fits_headers_search)
+        Index("ix_files_search_totals", "version_id", "role", "puid", "size"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -206,17 +207,27 @@ class FitsHeader(Base):
 
     ``date_obs``/``date_end`` are kept as written; ``obs_start``/``obs_end`` are the parsed UTC times
     when the text is ISO 8601. ``keywords`` holds every extracted keyword per HDU.
+
+    ``version_id``, ``role``, ``puid`` and ``size`` are copies of the file's own values, written with
+    it in the same transaction (revision 0008). A ``files`` row never changes once written (an AIP
+    version is immutable), so the copies cannot drift. With them in ``ix_fits_headers_search``, a
+    search's totals read one index range instead of looking up every match in ``files``.
     """
 
     __tablename__ = "fits_headers"
     __table_args__ = (
         # instrument and wavelength, in observation order: a page of a search is read in index order
-        # and stops at its limit; with file_id, the totals never read the wide header rows
-        Index("ix_fits_headers_search", "instrument", "wavelength", "obs_start", "file_id"),
+        # and stops at its limit; with the file's copied values, the totals read nothing else
+        Index("ix_fits_headers_search", "instrument", "wavelength", "obs_start", "file_id",
+              "version_id", "role", "puid", "size"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), unique=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("aip_versions.id"))  # = files.version_id
+    role: Mapped[str] = mapped_column(String(20))  # = files.role
+    puid: Mapped[str | None] = mapped_column(String(50))  # = files.puid
+    size: Mapped[int] = mapped_column(BigInteger)  # = files.size
     telescope: Mapped[str | None] = mapped_column(String(100), index=True)
     instrument: Mapped[str | None] = mapped_column(String(100))  # indexed by ix_fits_headers_search
     detector: Mapped[str | None] = mapped_column(String(100))

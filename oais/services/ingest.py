@@ -437,7 +437,8 @@ def _record_aip(s: Session, built: BuiltAip, request: IngestRequest, delivery_id
 
 def _insert_files(s: Session, built: BuiltAip, version_id: int) -> None:
     """``files`` and ``fits_headers`` rows in bulk (Core executemany with RETURNING), not one ORM
-    object each: a delivery of 20,000 files is two statements' worth of batches, and memory stays flat."""
+    object each: a delivery of 20,000 files is two statements' worth of batches, and memory stays flat.
+    A header row carries copies of its file's version, role, format and size (for the search totals)."""
     headers = built.fits_headers()
     files = built.catalog_files()
     files_table = _table("files")
@@ -450,7 +451,8 @@ def _insert_files(s: Session, built: BuiltAip, version_id: int) -> None:
     for f, file_id in zip(files, ids, strict=True):
         if f.path in headers:
             hdus = headers[f.path].get("hdus", [])
-            fits_rows.append({"file_id": file_id, "keywords": {"hdus": hdus}, **summarize(hdus)})
+            fits_rows.append({"file_id": file_id, "version_id": version_id, "role": str(f.role), "puid": f.puid,
+                              "size": f.size, "keywords": {"hdus": hdus}, **summarize(hdus)})
     if fits_rows:
         s.execute(insert(_table("fits_headers")), fits_rows)
 

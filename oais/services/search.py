@@ -1,15 +1,14 @@
 """Search the holdings by dataset, producer, FITS keywords, observation time and format.
 
 Everything is SQL, so it scales to millions of files: count and bytes are computed by the database,
-the file list is limited. Two queries, shaped for the indexes of revisions 0006 and 0007:
+the file list is limited. Two queries, shaped for the indexes of revisions 0006 to 0008:
 
 * the **totals** count and sum the matching files of each AIP version first, then apply the version
   and AIP conditions (head version, dataset, producer, AIP, access rules) once per version rather
-  than once per file. When FITS criteria are given, the header side is read from
-  ``ix_fits_headers_search`` and the file side from ``ix_files_search_totals``: two covering indexes,
-  so the wide ``files`` and ``fits_headers`` rows are never read for the totals (on SQLite the files
-  index is named with ``INDEXED BY``: its planner always prefers the table's rowid for ``files.id =
-  ?``, although the index row is a tenth of the table row);
+  than once per file. When FITS criteria are given, everything they need is in
+  ``ix_fits_headers_search``: a header row carries copies of its file's version, role, format and
+  size (revision 0008), so the totals read one index range and neither ``files`` nor the wide header
+  rows. Without FITS criteria they read ``ix_files_search_totals`` (version, role, format, size);
 * the **page** is read in the order it is shown: first the files with an observation time, in
   ``obs_start`` order (``ix_fits_headers_search`` gives that order for an instrument and a
   wavelength, so the query stops at its limit instead of sorting every match), then, if the page is
@@ -45,11 +44,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Table, and_, column, func, literal, or_, select
+from sqlalchemy import Boolean, ColumnElement, Table, and_, func, literal, or_, select
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.sql.functions import FunctionElement
 
 from oais.catalog import models as m
@@ -229,8 +227,8 @@ def _header_conditions(c: SearchCriteria) -> list[ColumnElement[bool]]:
     return conds
 
 
-def _file_conditions(c: SearchCriteria, files: Table | TableClause) -> list[ColumnElement[bool]]:
-    """The criteria on the file itself (role, format), on ``files`` (the table or :data:`_TOTALS_FILES`)."""
+def _file_conditions(c: SearchCriteria, files: Table) -> list[ColumnElement[bool]]:
+    """The criteria on the file itself (role, format), on ``files`` or on the copies in ``fits_headers``."""
     conds: list[ColumnElement[bool]] = []
     if c.role:
         conds.append(files.c.role == c.role)
@@ -255,25 +253,9 @@ def _version_conditions(c: SearchCriteria, user: str | None, groups: Collection[
     return conds
 
 
-# -- the totals' files, through their covering index ------------------------------------------
+# -- the totals ------------------------------------------------------------------------------
 _FILES: Table = m.Base.metadata.tables["files"]
-TOTALS_INDEX = "ix_files_search_totals"
-
-
-class _CoveredFiles(TableClause):
-    """The ``files`` table, read through :data:`TOTALS_INDEX` (``files INDEXED BY ...`` on SQLite)."""
-
-    inherit_cache = True
-
-
-@compiles(_CoveredFiles, "sqlite")
-def _covered_files_sqlite(element: _CoveredFiles, compiler: Any, **kw: Any) -> str:
-    text: str = compiler.visit_table(element, **kw)
-    return f"{text} INDEXED BY {TOTALS_INDEX}" if kw.get("asfrom") else text
-
-
-_TOTALS_FILES = _CoveredFiles(_FILES.name, *(column(c.name, c.type) for c in _FILES.c
-                                            if c.name in ("id", "version_id", "role", "size", "puid")))
+_HEADERS: Table = m.Base.metadata.tables["fits_headers"]
 
 
 def _totals(session: Session, c: SearchCriteria, header: list[ColumnElement[bool]],
@@ -283,11 +265,10 @@ def _totals(session: Session, c: SearchCriteria, header: list[ColumnElement[bool
         q = (select(func.count(_FILES.c.id), func.coalesce(func.sum(_FILES.c.size), 0)).select_from(_FILES)
              .join(m.AipVersion, _FILES.c.version_id == m.AipVersion.id).join(m.Aip, m.AipVersion.aip_id == m.Aip.id)
              .where(*_file_conditions(c, _FILES), *versions))
-    else:  # the FITS criteria select: per AIP version from the two covering indexes, then once per version
-        f = _TOTALS_FILES
-        per_version = (select(f.c.version_id, func.count(f.c.id).label("n"), func.sum(f.c.size).label("bytes"))
-                       .select_from(H).join(f, f.c.id == H.file_id)
-                       .where(*header, *_file_conditions(c, f)).group_by(f.c.version_id).subquery())
+    else:  # the FITS criteria select: per AIP version from the header index alone, then once per version
+        h = _HEADERS
+        per_version = (select(h.c.version_id, func.count(h.c.file_id).label("n"), func.sum(h.c.size).label("bytes"))
+                       .where(*header, *_file_conditions(c, h)).group_by(h.c.version_id).subquery())
         q = (select(func.coalesce(func.sum(per_version.c.n), 0), func.coalesce(func.sum(per_version.c.bytes), 0))
              .select_from(per_version).join(m.AipVersion, m.AipVersion.id == per_version.c.version_id)
              .join(m.Aip, m.AipVersion.aip_id == m.Aip.id).where(*versions))

@@ -213,6 +213,28 @@ def test_fits_keywords_are_in_the_catalog(archive, fits_delivery: Path) -> None:
     assert result.aip_id
 
 
+def test_header_rows_carry_their_files_version_role_format_and_size(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
+    """The copies that the search totals read from ``ix_fits_headers_search`` equal the file's own
+    values, and the size is the size of the producer's file."""
+    from sqlalchemy import select
+
+    from oais.catalog import models as m
+
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    with archive.sessions() as s:
+        rows = s.execute(select(m.FitsHeader, m.File, m.AipVersion.number, m.Aip.identifier)
+                         .join(m.File, m.FitsHeader.file_id == m.File.id)
+                         .join(m.AipVersion, m.File.version_id == m.AipVersion.id)
+                         .join(m.Aip, m.AipVersion.aip_id == m.Aip.id)).all()
+        assert len(rows) == len([p for p in files_under(fits_delivery) if p.endswith(".fits")]) > 0
+        for header, file, number, aip in rows:
+            assert (aip, number) == (result.aip_id, 1)
+            assert (header.version_id, header.role, header.puid, header.size) == \
+                (file.version_id, file.role, file.puid, file.size), file.path
+            assert header.role == "original" and header.puid == "x-fmt/383", file.path
+            assert header.size == next(fits_delivery.rglob(file.path.rsplit("/", 1)[-1])).stat().st_size
+
+
 def test_replicas_never_share_a_file_and_the_input_is_never_linked(archive, fits_delivery: Path) -> None:  # type: ignore[no-untyped-def]
     """The first location takes the staged copy by hard link; the second writes its own copy; the
     producer's files keep a single link (never adopted) and the staging area is emptied."""

@@ -6,7 +6,8 @@ The seed is edited so that every ordering rule is exercised: headers without an 
 observation times shared by files of different AIPs (ties broken by path, then AIP, then version),
 second versions of AIPs, and embargoes and restrictions. On SQLite, the query plans are checked too:
 the page is read in the order of ``ix_fits_headers_search`` (no sort of every match), and the totals
-read only the two covering indexes.
+read one covering index: ``ix_fits_headers_search`` with FITS criteria, ``ix_files_search_totals``
+without.
 """
 
 from __future__ import annotations
@@ -216,9 +217,9 @@ def test_ties_and_files_without_observation_time_page_across(seeded: Any) -> Non
             assert got.files == want_all["files"][:limit] and got.count == want_all["count"], limit
 
 
-@pytest.mark.parametrize("seeded", ["sqlite"], indirect=True)  # plans are SQLite's, the default catalog
-def test_sqlite_plans_read_the_search_indexes(seeded: Any) -> None:
-    assert seeded.engine.dialect.name == "sqlite"
+def _plans(seeded: Any, searches: list[tuple[SearchCriteria, int]]) -> tuple[list[Any], list[str]]:
+    """Run each ``(criteria, limit)`` search; return the results and the SQLite plan of every
+    statement they executed, in order."""
     statements: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
@@ -227,17 +228,32 @@ def test_sqlite_plans_read_the_search_indexes(seeded: Any) -> None:
     event.listen(seeded.engine, "before_cursor_execute", capture)
     try:
         with seeded.sessions() as s:
-            result = search(s, SearchCriteria(instrument="EIT", wavelength=195.0), user=None, groups=[], now=NOW,
-                            limit=10)
+            results = [search(s, c, user=None, groups=[], now=NOW, limit=limit) for c, limit in searches]
     finally:
         event.remove(seeded.engine, "before_cursor_execute", capture)
-    assert result.count > 10 and len(result.files) == 10
-    assert len(statements) == 2  # the totals, then one page query (it was full)
-    plans = []
     with seeded.engine.connect() as conn:
-        for statement, parameters in statements:
-            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
-            plans.append(" | ".join(str(row[-1]) for row in plan))
+        plans = [" | ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                                          parameters).all())
+                 for statement, parameters in statements]
+    return results, plans
+
+
+@pytest.mark.parametrize("seeded", ["sqlite"], indirect=True)  # plans are SQLite's, the default catalog
+def test_sqlite_plans_read_the_search_indexes(seeded: Any) -> None:
+    assert seeded.engine.dialect.name == "sqlite"
+    (result,), plans = _plans(seeded, [(SearchCriteria(instrument="EIT", wavelength=195.0), 10)])
+    assert result.count > 10 and len(result.files) == 10
+    assert len(plans) == 2  # the totals, then one page query (it was full)
     totals, page = plans
-    assert "COVERING INDEX ix_fits_headers_search" in totals and "COVERING INDEX ix_files_search_totals" in totals
+    # the totals read the header index alone: no look-up into files, no wide row of either table
+    assert "COVERING INDEX ix_fits_headers_search" in totals and "files" not in totals, totals
     assert "ix_fits_headers_search" in page and "TEMP B-TREE FOR ORDER BY" not in page, page
+
+
+@pytest.mark.parametrize("seeded", ["sqlite"], indirect=True)
+def test_sqlite_totals_without_fits_criteria_read_the_files_index(seeded: Any) -> None:
+    results, plans = _plans(seeded, [(SearchCriteria(dataset="soho-eit"), 0), (SearchCriteria(), 0)])
+    assert all(r.count > 0 and not r.files for r in results)
+    assert len(plans) == 2  # the totals only (limit 0)
+    for plan in plans:
+        assert "COVERING INDEX ix_files_search_totals" in plan, plan
