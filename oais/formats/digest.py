@@ -81,23 +81,35 @@ def read_digest(path: str | os.PathLike[str], algorithm: str = "sha512",
 
     Raises ``OSError`` when it cannot be read, or is not a regular file (a directory, a FIFO, ...).
     """
+    fd = open_for_digest(path, dir_fd=dir_fd)
+    try:
+        return fd_digest(fd, str(path), algorithm, consume)
+    finally:
+        os.close(fd)
+
+
+def open_for_digest(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
+    """A descriptor of ``path`` opened for :func:`fd_digest` (a FIFO does not block the open)."""
+    return os.open(path, _O_RDONLY, dir_fd=dir_fd)
+
+
+def fd_digest(fd: int, name: str, algorithm: str = "sha512",
+              consume: Callable[[int], None] | None = None) -> tuple[int, str]:
+    """:func:`read_digest` of the file open at ``fd`` (from its current position; ``name`` is the path
+    named in an error)."""
     h = _HASHES[algorithm]()
     view = _read_buffer()
     full = len(view)
     size = 0
-    fd = os.open(path, _O_RDONLY, dir_fd=dir_fd)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
-                          "a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file", str(path))
-        while n := os.readv(fd, (view,)):
-            h.update(view[:n])
-            size += n
-            if consume:
-                consume(n)
-            if n < full:
-                break
-    finally:
-        os.close(fd)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
+                      "a directory, not a file" if stat.S_ISDIR(mode) else "not a regular file", name)
+    while n := os.readv(fd, (view,)):
+        h.update(view[:n])
+        size += n
+        if consume:
+            consume(n)
+        if n < full:
+            break
     return size, h.hexdigest()

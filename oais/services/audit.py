@@ -284,10 +284,13 @@ def _hashed_ahead(hashed: Digests, units: Sequence[Unit], dirs: dict[int, Object
                   throttle: Throttle, ahead: deque[tuple[Future[list[Check]], list[Unit]]]
                   ) -> tuple[list[tuple[Check, Unit]], list[Unit]]:
     """Checks of the units that ``hashed`` (``oais.storage.hash_ahead``) holds a sha256 of, found at the
-    exact path the unit names; a future in ``ahead`` for each file it is still hashing (read here after
-    all if it ends without a digest); the other units, left to read."""
+    exact path the unit names; a future in ``ahead`` for each file it is still hashing, or is asked to
+    hash (``hashed.more``: the large files), read here after all if it ends without a digest; the
+    other units (those without a sha256, the small files, and all when it cannot be asked), left to
+    read."""
     ready: list[tuple[Check, Unit]] = []
     rest: list[Unit] = []
+    unreported: dict[str, Unit] = {}
     for u in units:
         if u.sha256 is None:  # a unit catalogued before revision 0007 is checked by its sha512
             rest.append(u)
@@ -297,8 +300,13 @@ def _hashed_ahead(hashed: Digests, units: Sequence[Unit], dirs: dict[int, Object
             ready.append((_compared(u, "sha256", u.sha256, *found), u))
         elif (pending := hashed.pending.get(key)) is not None:
             ahead.append((_when_hashed(pending, u, dirs, pool, throttle), [u]))
+        elif hashed.more is not None and u.size >= hashed.more_from:
+            unreported.setdefault(key, u)
         else:
             rest.append(u)
+    if hashed.more is not None:  # the process hashes those too, in this order; ends when they are
+        asked = hashed.more(list(unreported))
+        ahead.extend((_when_hashed(asked[key], u, dirs, pool, throttle), [u]) for key, u in unreported.items())
     return ready, rest
 
 
@@ -444,7 +452,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
     result = AuditResult(audit.identifier, scope, resumed)
     with sessions() as s:
         units = _pending(s, audit, limit_files, limit_bytes, fresh=not resumed)
-    hashed = ahead.digests() if ahead is not None else None
+    hashed = ahead.digests(more=True) if ahead is not None else None
     total = sum(u.size for u in units)
     throttle = Throttle(policy.max_bytes_per_s, monotonic or time.monotonic, sleep or time.sleep)
     done = checked = 0

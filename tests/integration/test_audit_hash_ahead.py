@@ -12,7 +12,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import oais.services.audit as audit_module
+from oais.storage import hash_ahead
 from oais.storage.hash_ahead import Digests, Found, HashAhead
 from tests.integration.test_audit_sha256 import BAD, FITS, GOOD, Held, flip_byte
 from tests.integration.test_audit_sha256 import held as held  # noqa: F401 -- the fixture, shared
@@ -207,7 +208,7 @@ class Reported:
     def __init__(self, digests: Digests) -> None:
         self._digests = digests
 
-    def digests(self) -> Digests:
+    def digests(self, **_how: Any) -> Digests:
         return self._digests
 
 
@@ -304,3 +305,161 @@ def test_a_process_that_does_not_report_is_ended_and_nothing_is_taken_from_it(
     assert time.monotonic() - began < 10
     assert digests.done == {} and digests.pending == {}
     assert ahead.process.poll() is not None  # ended (killed while stopped)
+
+
+# -- asking for more, and hashing through a mapping --------------------------------------------------
+@pytest.mark.parametrize("size", [0, 1, hash_ahead.MAP_MIN - 1, hash_ahead.MAP_MIN, hash_ahead.MAP_WINDOW,
+                                  hash_ahead.MAP_WINDOW + 1, 2 * hash_ahead.MAP_WINDOW + 4097])
+def test_a_file_of_any_size_is_hashed_whole(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(os.urandom(size))
+    assert hash_ahead._digest(str(path)) == sha256(path)
+
+
+def test_what_is_not_a_regular_file_is_refused_by_name(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    for path in (tmp_path, tmp_path / "fifo", tmp_path / "absent"):
+        with pytest.raises(OSError) as raised:
+            hash_ahead._digest(str(path))
+        assert raised.value.filename == str(path)
+
+
+def test_asked_for_more_it_hashes_the_files_named_then_ends(tmp_path: Path, started: list[HashAhead]) -> None:
+    walked, other = tmp_path / "walked", tmp_path / "other"
+    walked.mkdir()
+    other.mkdir()
+    mine = [walked / f"w{i}" for i in range(30)]
+    theirs = [other / f"o{i}" for i in range(5)] + [other / "big"]
+    for i, p in enumerate(mine + theirs):
+        p.write_bytes(os.urandom(hash_ahead.MAP_MIN + 3 if p.name == "big" else 100 + i))
+    ahead = start(started, walked)
+    digests = ahead.digests(more=True)
+    assert digests.more is not None
+
+    assert set(digests.done) | set(digests.pending) <= {str(p) for p in mine}  # stopped: no more of its walk
+    left = [p for p in mine if str(p) not in digests.done and str(p) not in digests.pending]
+    names = [str(p) for p in theirs + left] + [str(other / "absent"), str(other / "odd\nname")]
+    asked = digests.more(names)
+
+    assert list(asked) == names
+    for p in theirs + left:
+        assert asked[str(p)].result(timeout=30) == sha256(p)
+    assert asked[str(other / "absent")].result(timeout=30) is None  # could not read: the audit reads it
+    assert asked[str(other / "odd\nname")].result(timeout=30) is None  # cannot be named: the audit reads it
+    assert ahead.process.wait(timeout=30) == 0
+    for path, found in digests.done.items():
+        assert found == sha256(Path(path))
+    for path, future in digests.pending.items():
+        assert future.result(timeout=30) == sha256(Path(path))
+
+
+def test_asked_after_it_ended_every_file_is_left_to_the_audit(tmp_path: Path, started: list[HashAhead]) -> None:
+    (tmp_path / "f").write_bytes(b"data")
+    ahead = start(started, tmp_path)
+    digests = ahead.digests(more=True)
+    assert digests.more is not None
+    ahead.close()
+
+    asked = digests.more([str(tmp_path / "f"), str(tmp_path / "g")])
+
+    assert {p: f.result(timeout=0) for p, f in asked.items()} == {str(tmp_path / "f"): None,
+                                                                   str(tmp_path / "g"): None}
+
+
+def forget_what_was_hashed(ahead: HashAhead, monkeypatch: pytest.MonkeyPatch, *, more_from: int | None = None,
+                           then: Callable[[], None] | None = None) -> list[str]:
+    """Make ``ahead.digests`` forget the files already hashed, as if the process had hashed nothing
+    yet (the audit then asks for them, or reads them), optionally ask for files of ``more_from``
+    bytes or more, and call ``then`` just before the process is asked. Returns the paths asked for."""
+    real_digests = ahead.digests
+    asked: list[str] = []
+
+    def digests(**kwargs: Any) -> Digests:
+        d = real_digests(**kwargs)
+        d.done.clear()
+        if more_from is not None:
+            d.more_from = more_from
+        real_more = d.more
+        assert real_more is not None
+
+        def more(paths: Any) -> Any:
+            asked.extend(paths)
+            if then is not None:
+                then()
+            return real_more(paths)
+
+        d.more = more
+        return d
+
+    monkeypatch.setattr(ahead, "digests", digests)
+    return asked
+
+
+def unit_keys(held: Held) -> set[str]:
+    """The full path of every unit's file, as the process names them."""
+    return {f"{held.obj(loc)}/{path}" for _id, loc, path, *_ in held.units()}
+
+
+def test_a_process_that_dies_while_hashing_what_it_was_asked_leaves_it_to_the_audit(
+        held: Held, started: list[HashAhead], monkeypatch: pytest.MonkeyPatch) -> None:
+    """As when a file is cut short while it is mapped (SIGBUS): the audit reads itself every file
+    the process did not report, and checks each file once."""
+    import signal
+
+    held.set_digests(sha256=True)
+    flip_byte(held.obj(BAD) / FITS)
+    ahead = start(started, *roots(held))
+
+    def die() -> None:
+        os.kill(ahead.process.pid, signal.SIGBUS)
+        ahead.process.wait(timeout=30)
+
+    asked = forget_what_was_hashed(ahead, monkeypatch, more_from=0, then=die)  # the fixture's files are small
+    read = count_reads(monkeypatch)
+
+    result = held.audit(ahead=ahead)
+
+    units = held.units()
+    assert ahead.process.returncode == -signal.SIGBUS and asked
+    keys = unit_keys(held)
+    ended = [k for k, f in ahead.digests().pending.items() if k in keys and f.result(timeout=0) is not None]
+    assert len(read) == len(units) - len(ended) and set(read) <= {u[2] for u in units}  # each file read once
+    assert result.files == len(units) and [(f["location"], f["path"], f["outcome"]) for f in result.failed] == [
+        (BAD, FITS, "fail")]
+    assert len(held.checks(result.audit_id)) == len(units)
+
+
+def test_the_audit_asks_the_process_for_what_it_has_not_reported(
+        held: Held, started: list[HashAhead], monkeypatch: pytest.MonkeyPatch) -> None:
+    held.set_digests(sha256=True)
+    flip_byte(held.obj(BAD) / FITS)
+    found = sha256(held.obj(BAD) / FITS)
+    ahead = start(started, *roots(held))
+    asked = forget_what_was_hashed(ahead, monkeypatch, more_from=0)  # the fixture's files are small
+    monkeypatch.setattr(audit_module, "hash_file", _must_not_read)
+
+    result = held.audit(ahead=ahead)
+
+    assert set(asked) == unit_keys(held) - set(ahead.digests().pending)
+    assert [(f["location"], f["path"], f["outcome"]) for f in result.failed] == [(BAD, FITS, "fail")]
+    assert held.checks(result.audit_id)[BAD, FITS].sha256_found == found[1]
+    assert ahead.process.wait(timeout=30) == 0
+
+
+def test_small_files_are_read_by_the_audit_not_asked_for(held: Held, started: list[HashAhead],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    held.set_digests(sha256=True)
+    units = held.units()
+    assert all(u[3] < hash_ahead.MAP_MIN for u in units)  # the fixture's files are small
+    ahead = start(started, *roots(held))
+    asked = forget_what_was_hashed(ahead, monkeypatch)
+    read = count_reads(monkeypatch)
+
+    result = held.audit(ahead=ahead)
+
+    assert ahead.digests().more_from == hash_ahead.MAP_MIN
+    assert asked == [] and result.intact and result.files == len(units)
+    keys = unit_keys(held)
+    from_pending = [k for k, f in ahead.digests().pending.items() if k in keys and f.result(timeout=0) is not None]
+    assert len(read) == len(units) - len(from_pending)  # every other file read by the audit itself
+    assert ahead.process.wait(timeout=30) == 0  # told that nothing more was wanted
