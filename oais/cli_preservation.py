@@ -31,10 +31,10 @@ def _hash_ahead(args: argparse.Namespace, settings: Settings) -> HashAhead | Non
             return None
     except ConfigError:
         return None  # an unknown location: reported below, with the usual message
-    from oais.bootstrap import make_locations
     from oais.storage.hash_ahead import HashAhead
+    from oais.storage.local import ROOT_DIR  # not make_locations: its imports would delay the start
 
-    return HashAhead.start([loc.root for loc in make_locations(settings)
+    return HashAhead.start([loc.path / ROOT_DIR for loc in settings.locations
                             if args.location is None or loc.name == args.location])
 
 

@@ -16,10 +16,13 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from oais.domain.fixity import Fixity
+TYPE_CHECKING = False  # not ``typing``'s: the audit's hashing process imports this module and little else
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from oais.domain.fixity import Fixity
 
 BUFFER = 1 << 20
 READ_BUFFER = 64 << 10
@@ -45,6 +48,8 @@ class Digester:
         self.size += len(chunk)
 
     def fixity(self) -> Fixity:
+        from oais.domain.fixity import Fixity
+
         return Fixity(size=self.size, sha256=self._h256.hexdigest(), sha512=self._h512.hexdigest())
 
 
@@ -60,6 +65,8 @@ def digest_file(path: Path) -> Fixity:
 
 
 def digest_bytes(data: bytes) -> Fixity:
+    from oais.domain.fixity import Fixity
+
     return Fixity(size=len(data), sha256=hashlib.sha256(data).hexdigest(),
                   sha512=hashlib.sha512(data).hexdigest())
 

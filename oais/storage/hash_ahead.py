@@ -39,18 +39,25 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING
 
 from oais.formats.digest import fd_digest, open_for_digest
 
-if TYPE_CHECKING:  # the process itself imports neither (it starts in about 0.05 s)
+TYPE_CHECKING = False  # not ``typing``'s: the process imports only what it hashes with (see CHILD)
+if TYPE_CHECKING:
     import subprocess
     from concurrent.futures import Future
+    from typing import IO
 
 THREADS = 2
 REPORT_TIMEOUT = 30.0  # seconds for the process to report once asked (it reports from memory)
 MAP_MIN = 1 << 20  # files of this size or more are hashed through a mapping of the file ...
 MAP_WINDOW = 4 << 20  # ... this many bytes at a time (the process's memory stays small)
+
+# The process runs without the site module (``-S``: no site-packages, no .pth files), with the folder
+# holding the ``oais`` package first on its path: it needs nothing else, and starts hashing about
+# 25 ms sooner (Python starts in 8 ms instead of 24 here; this module and its one import add 10 ms).
+CHILD = ("-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]); from oais.storage.hash_ahead import main; "
+         "sys.exit(main(sys.argv[2:]))", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 Found = tuple[int, str]
 """``(size, sha256 hex)`` of a file."""
@@ -227,7 +234,7 @@ class HashAhead:
         if not sys.executable or not roots:
             return None
         try:
-            process = subprocess.Popen([sys.executable, "-m", __name__, *(os.fspath(r) for r in roots)],
+            process = subprocess.Popen([sys.executable, *CHILD, *(os.fspath(r) for r in roots)],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except OSError:
             return None

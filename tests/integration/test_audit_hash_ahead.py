@@ -285,7 +285,8 @@ def test_the_command_hashes_ahead_only_a_whole_uncapped_audit(tmp_path: Path, ar
         else:
             assert ahead is not None
             assert isinstance(ahead.process.args, list)
-            assert ahead.process.args[3:] == [str(settings.location(name).path / "ocfl") for name in hashed]
+            assert ahead.process.args[1 + len(hash_ahead.CHILD):] == [
+                str(settings.location(name).path / "ocfl") for name in hashed]
     finally:
         if ahead is not None:
             ahead.close()
