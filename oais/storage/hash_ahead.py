@@ -52,6 +52,7 @@ THREADS = 2
 REPORT_TIMEOUT = 30.0  # seconds for the process to report once asked (it reports from memory)
 MAP_MIN = 1 << 20  # files of this size or more are hashed through a mapping of the file ...
 MAP_WINDOW = 4 << 20  # ... this many bytes at a time (the process's memory stays small)
+_SEQUENTIAL = getattr(mmap, "MADV_SEQUENTIAL", None)  # read-ahead hint, where the system has it
 
 # The process runs without the site module (``-S``: no site-packages, no .pth files), with the folder
 # holding the ``oais`` package first on its path: it needs nothing else, and starts hashing about
@@ -92,7 +93,8 @@ def _digest(path: str) -> Found:
         while offset < st.st_size:
             length = min(MAP_WINDOW, st.st_size - offset)
             with mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=offset) as window:
-                window.madvise(mmap.MADV_SEQUENTIAL)
+                if _SEQUENTIAL is not None:
+                    window.madvise(_SEQUENTIAL)
                 h.update(window)
             offset += length
         return st.st_size, h.hexdigest()
