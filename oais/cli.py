@@ -469,6 +469,15 @@ def _output_closed() -> int:
     return EXIT_OUTPUT_CLOSED
 
 
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The cyclic garbage collector's thresholds for the command (CPython's default: 700, 10, 10). The
+commands import large libraries and build many objects that live to the end (file descriptions,
+catalog rows, PREMIS); with the default, a young collection ran every 700 allocations and a full one
+every 70,000, rescanning them again and again. Measured here: importing the audit's modules took
+0.39-0.43 s of CPU, 0.36-0.37 s with these; the 20,000-file ingest about 1 s of user time less (of
+11-14 s). Garbage is still collected, every 50,000 allocations instead of 700."""
+
+
 def run() -> None:
     """The ``oais`` command: :func:`main`, then an exit that skips tearing the interpreter down.
 
@@ -478,8 +487,10 @@ def run() -> None:
     output that cannot be flushed (a closed pipe). Errors and argparse's own exits are untouched.
     """
     import atexit
+    import gc
     import threading
 
+    gc.set_threshold(*GC_THRESHOLDS)
     code = main()
     try:
         sys.stdout.flush()
