@@ -18,15 +18,16 @@ Protocol (binary; paths as the file system gives them, ``os.fsencode``):
   read it), then ``$``, and exits;
 * ``more\\n``: as ``stop``, but after its ``.`` line the process reads ``+ PATH`` lines up to a line
   ``end``, and hashes those files too (two threads, in that order), reporting each with an ``=`` or
-  ``!`` line before the ``$``. The audit asks it for every file it has not reported yet, so that its
-  own process does not read them (two processes hashing at once on two cores, and the mapping
-  below, cost more CPU than one);
+  ``!`` line before the ``$``. The audit asks it for the large files (``Digests.more_from``) it has
+  not reported yet: hashed here through a mapping, they cost less CPU than read by the audit's own
+  threads beside its main thread. Small files it reads itself: passing them through the pipes
+  costs more than reading them;
 * ``all\\n``: as ``stop``, once every file is hashed (no ``~`` line);
 * the end of its standard input (the parent is gone): it exits at once.
 
-A file that cannot be read is not reported with a digest: the audit reads it itself and reports why. ``HashAhead`` is
-the parent's side; the audit (``oais.services.audit``) uses a digest from it only for a unit whose
-path it names exactly, and compares it with the catalog as it would its own.
+A file that cannot be read is not reported with a digest: the audit reads it itself and reports
+why. ``HashAhead`` is the parent's side; the audit (``oais.services.audit``) uses a digest from it
+only for a unit whose path it names exactly, and compares it with the catalog as it would its own.
 """
 
 from __future__ import annotations
