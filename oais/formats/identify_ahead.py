@@ -113,7 +113,8 @@ class IdentifyAhead:
     def _start(self) -> bool:
         try:
             self._out = tempfile.TemporaryFile(dir=self._scratch)
-            self._proc = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+            # -P: never a module of the current folder (it may be the delivery itself; see copy_ahead)
+            self._proc = subprocess.Popen([sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE,
                                           stdout=self._out, stderr=subprocess.DEVNULL)
         except OSError:
             return False  # every file is identified by the ingest

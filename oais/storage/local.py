@@ -382,7 +382,9 @@ class LocalStorage:
                    "adopt": adopt, "fsync": self.fsync}
             (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
             with open(folder / "stderr.txt", "xb") as err:
-                process = subprocess.Popen([sys.executable, "-m", "oais.storage.copy_ahead", str(folder)],
+                # -P: the current folder (where the archivist ran the command: perhaps the delivery
+                # itself) is not put on the module path, so no module of it is ever imported
+                process = subprocess.Popen([sys.executable, "-P", "-m", "oais.storage.copy_ahead", str(folder)],
                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)

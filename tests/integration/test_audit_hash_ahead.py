@@ -117,6 +117,20 @@ def test_the_process_ends_with_its_parent_and_writes_nothing(tmp_path: Path, sta
     assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "f").read_bytes() == b"data"
 
 
+def test_the_process_imports_nothing_from_the_current_folder(tmp_path: Path, started: list[HashAhead],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    hostile, data = tmp_path / "hostile", tmp_path / "data"
+    hostile.mkdir()
+    data.mkdir()
+    (data / "f").write_bytes(b"data")
+    marker = tmp_path / "imported"
+    (hostile / "hashlib.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    monkeypatch.chdir(hostile)  # where the archivist ran `oais audit`
+    digests = start(started, data).digests(finish=True)
+    assert not marker.exists()
+    assert digests.done == {str(data / "f"): sha256(data / "f")}
+
+
 # -- the audit's use of it --------------------------------------------------------------------------
 def roots(held: Held) -> list[Path]:
     return [loc.root for loc in held.archive.location_map().values()]

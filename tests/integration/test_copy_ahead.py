@@ -305,3 +305,21 @@ def test_ingest_refused_while_describing_stops_the_copying(archive: Archive, fit
     for location in archive.locations:
         assert location.staging_leftovers() == []
     assert result.quarantine and Path(result.quarantine, "data", "test0.fits").read_bytes() == bytes(data)
+
+
+def test_the_copying_process_imports_nothing_from_the_current_folder(store: LocalStorage,
+                                                                     staged: tuple[Path, dict[str, bytes]],
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # an archivist may run `oais ingest .` inside a delivery: a json.py there must stay data
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    marker = tmp_path / "imported"
+    (hostile / "json.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    monkeypatch.chdir(hostile)
+    root, files = staged
+    copies = _prepare(store, root, _sources(root, files))
+    obj = store.stage("obj", _entries(root, files), prepared=copies)
+    copies.close()
+    obj.abort()
+    assert not marker.exists()

@@ -229,3 +229,22 @@ def test_ingest_records_the_same_formats_with_and_without_the_process(  # type: 
     assert len(reported) == 1, "the process runs unless OAIS_IDENTIFY_AHEAD=0"
     delivered = sorted(p.relative_to(fits_delivery).as_posix() for p in fits_delivery.rglob("*") if p.is_file())
     assert sorted(p.as_posix().split("/delivery/", 1)[1] for p in reported[0]) == delivered
+
+
+def test_the_process_imports_nothing_from_the_current_folder(mixed: list[Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # an archivist may run `oais ingest .` inside a delivery: a json.py there must stay data
+    need_fido()
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    marker = tmp_path / "imported"
+    (hostile / "json.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    monkeypatch.chdir(hostile)
+    ahead = IdentifyAhead(tmp_path, start_after=1)
+    try:
+        ahead.announce(mixed[2])
+        found = ahead.results()
+    finally:
+        ahead.close()
+    assert not marker.exists()
+    assert found == identify_many([mixed[2]])
