@@ -32,8 +32,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from oais.formats.identify import (FITS, GZIP, JSON_, PDF, PNG, TAR, TEXT, UNKNOWN, XML, ZIP, FormatId, fido_tool,
