@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from oais.domain import premis
 from oais.domain.agreement import Agreement, Mending, Requirement
@@ -27,9 +26,6 @@ from oais.domain.package import ContentFile, DescribedDelivery, FileRole
 from oais.formats.digest import digest_file
 from sip.names import is_system_junk, unsafe_reason
 from sip.receive import StagedDelivery
-
-if TYPE_CHECKING:
-    from oais.formats.identify import FormatId
 
 ORIGINAL_PREFIX = "representations/original/data/"
 NORMALIZED_PREFIX = "representations/normalized/data/"
@@ -108,11 +104,8 @@ def _walk(root: Path) -> list[str]:
 
 def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new_id: Callable[[], str],
                       progress: Progress | None = None, agreement: Agreement | None = None,
-                      scratch: Path | None = None, identified: Mapping[Path, FormatId] | None = None
-                      ) -> DescribedDelivery:
-    """Run every check of ``agreement`` (default: every check, any format, no mending). ``identified``:
-    formats already found for staged files by ``identify_many`` (``oais.formats.identify_ahead``); the
-    other files are identified here."""
+                      scratch: Path | None = None) -> DescribedDelivery:
+    """Run every check of ``agreement`` (default: every check, any format, no mending)."""
     agreement = agreement or DEFAULT
     run = _Run(clock, new_id)
     tmpdir = None  # temporary files of the checks stay in the staging area when there is one
@@ -213,9 +206,7 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
         # 4. formats
         from oais.formats.identify import check_formats, identify_many, is_fits
 
-        identified = identified or {}
-        formats = {it.source: identified[it.source] for it in items if it.source in identified}
-        formats.update(identify_many([it.source for it in items if it.source not in formats]))
+        formats = identify_many([it.source for it in items])
         by_name = {it.original: formats[it.source] for it in originals}
         found = check_formats(by_name, agreement.accepted_formats)
         run.issues.extend(found)

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 from oais.domain.issues import IssueCode, error
@@ -125,10 +124,8 @@ def delivery_kind(source: Path) -> str:
                                  "not a folder, .zip, .tar, .tar.gz or .tgz", shown(str(source)))])
 
 
-def stage_delivery(source: Path, dest: Path, limits: Limits = Limits(),
-                   on_staged: Callable[[Path], None] | None = None) -> StagedDelivery:
-    """Copy or expand ``source`` into the new folder ``dest`` (which must not exist). ``on_staged(path)``
-    is called with each staged file once it is wholly written and hashed, from the staging threads.
+def stage_delivery(source: Path, dest: Path, limits: Limits = Limits()) -> StagedDelivery:
+    """Copy or expand ``source`` into the new folder ``dest`` (which must not exist).
 
     A symbolic link given as ``source`` is followed (it is the archivist's own argument); links inside
     the delivery never are. Raises ``DeliveryRefused``; on refusal ``dest`` holds only what was safely
@@ -159,7 +156,7 @@ def stage_delivery(source: Path, dest: Path, limits: Limits = Limits(),
     except (OSError, AttributeError):
         free_bytes = None
     if kind == "directory":
-        warnings, digests = _copy_tree(real, dest, limits, free_bytes, where, on_staged)
+        warnings, digests = _copy_tree(real, dest, limits, free_bytes, where)
     else:
         try:
             fd = os.open(real, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
@@ -170,7 +167,7 @@ def stage_delivery(source: Path, dest: Path, limits: Limits = Limits(),
             fst = os.fstat(fh.fileno())
             if not stat.S_ISREG(fst.st_mode):
                 raise DeliveryRefused([error(IssueCode.UNSUPPORTED_SOURCE, "not a regular file", where)])
-            budget = _Budget(*limits.byte_limit(fst.st_size, free_bytes), where, on_staged)
+            budget = _Budget(*limits.byte_limit(fst.st_size, free_bytes), where)
             expand = _expand_zip if kind == "zip" else _expand_tar
             warnings = expand(fh, dest, limits, budget, where)
             digests = budget.digests

@@ -26,7 +26,7 @@ import re
 import stat
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -258,10 +258,8 @@ class _Budget:
     """The real bytes staged so far, against the byte limit in force, and the digests of the files
     staged (safe to share between the threads that copy a folder)."""
 
-    def __init__(self, limit: int, which: str, source: str,
-                 on_written: Callable[[Path], None] | None = None) -> None:
+    def __init__(self, limit: int, which: str, source: str) -> None:
         self.limit, self.which, self.source = limit, which, source
-        self.on_written = on_written  # told of each file once it is wholly written (``_write``)
         self.bytes = 0
         self.digests: dict[Path, Fixity] = {}
         self.folders: set[PurePosixPath] = set()  # staged folders known to exist (``_mkdirs``)
@@ -348,8 +346,6 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
             os.close(fd)
         done = True
         budget.digests[target] = digester.fixity()
-        if budget.on_written is not None:
-            budget.on_written(target)
     finally:
         if not done:
             try:

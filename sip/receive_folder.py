@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -46,10 +46,10 @@ from sip.receive_common import (
 COPY_THREADS = 4  # more than the 2 cores: hashing goes on while a thread waits for the disk
 
 
-def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where: str,
-               on_staged: Callable[[Path], None] | None = None) -> tuple[list[Issue], dict[Path, Fixity]]:
+def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where: str
+               ) -> tuple[list[Issue], dict[Path, Fixity]]:
     """Scan the whole folder (``lstat`` only), refuse or copy regular files and folders; return the
-    warnings and the digests of the staged files. ``on_staged(path)``: each staged file, once written."""
+    warnings and the digests of the staged files."""
     issues: list[Issue] = []
     warnings: list[Issue] = []
     names = _Names()
@@ -102,7 +102,7 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
             else:
                 declared += st.st_size
         stack.extend(reversed(subfolders))
-    budget = _Budget(*limits.byte_limit(None, free), where, on_staged)
+    budget = _Budget(*limits.byte_limit(None, free), where)
     too_big = budget.check_declared(declared)
     if too_big:
         issues.append(too_big)

@@ -84,16 +84,13 @@ def identify(path: Path) -> FormatId:
 def identify_many(paths: Iterable[Path], *, use_fido: bool = True) -> dict[Path, FormatId]:
     """Identify every path: FITS by its definitive signature; others with fido first (when installed and
     ``use_fido``), then the built-in table (already computed: the FITS check is its first step)."""
-    matcher: _Fido | None = None
-    loaded = not use_fido  # fido is loaded on the first file that needs it (none: not at all)
+    matcher = _fido() if use_fido else None
     out: dict[Path, FormatId] = {}
     for path in paths:
         quick = identify(path)
         if quick.puid == FITS.puid:  # the FITS signature is definitive: no need to run every PRONOM pattern
             out[path] = quick
             continue
-        if not loaded:
-            matcher, loaded = _fido(), True
         fmt = matcher.identify(path) if matcher else None
         if fmt is None:
             fmt = quick

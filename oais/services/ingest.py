@@ -45,7 +45,6 @@ from oais.domain.agreement import Agreement, DeliveryManifest
 from oais.domain.observation import summarize
 from oais.domain.package import Disposition, FileRole, ReplicaState
 from oais.formats.identify import fido_tool
-from oais.formats.identify_ahead import IdentifyAhead
 from oais.storage.base import PreparedCopies, SourceFile, StagedObject, StorageError, StorageLocation
 from sip.describe import describe_delivery
 from sip.receive import DeliveryRefused, Limits, StagedDelivery, stage_delivery
@@ -137,11 +136,8 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     unexpected: Exception | None = None
     # fido's signatures take about half a second to load: on the other core while the delivery is staged
     threading.Thread(target=fido_tool, name="load-signatures", daemon=True).start()
-    # the files of a delivery of many are identified in another process as they are staged
-    identifying = IdentifyAhead(ctx.staging) if os.environ.get("OAIS_IDENTIFY_AHEAD") != "0" else None
     try:
-        staged = stage_delivery(source, work / "delivery", ctx.limits,
-                                on_staged=identifying.announce if identifying else None)
+        staged = stage_delivery(source, work / "delivery", ctx.limits)
         kind = staged.kind + ("+bag" if staged.is_bag else "")
         intake = admit(ctx.sessions, staged, request)
         result.agreement, result.sip_id = intake.agreement_ref, intake.manifest.sip_id
@@ -150,8 +146,7 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
             raise DeliveryRefused(intake.issues)
         prepared.extend(_prepare(ctx, staged))
         described = describe_delivery(staged, ctx.clock, ctx.new_id, ctx.progress, intake.agreement,
-                                      scratch=work / "scratch",
-                                      identified=identifying.results() if identifying else None)
+                                      scratch=work / "scratch")
         result.issues.extend(described.issues)
         if any(i.severity is Severity.ERROR for i in described.issues):
             raise DeliveryRefused(described.issues)
@@ -199,8 +194,6 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
         result.issues.append(error(IssueCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
         unexpected = exc
     finally:
-        if identifying is not None:
-            identifying.close()
         for copies in prepared:  # before the staged delivery is moved to quarantine or removed
             copies.close()
         for obj in staged_objects:
