@@ -24,7 +24,8 @@ SAMPLE = (  # (path in the astropy package, folder in the delivery)
 
 
 def oais(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "oais.cli", *args]
+    # -P: the oais installed in this environment, never a module of the current folder
+    cmd = [sys.executable, "-P", "-m", "oais.cli", *args]
     print("$ oais " + " ".join(args), flush=True)
     return subprocess.run(cmd, check=True, text=True, capture_output="--json" in args)
 
