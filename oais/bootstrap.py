@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from oais.services.ingest import IngestContext, ProgressFn
-    from oais.storage.local import LocalStorage
     from oais.services.audit import AuditPolicy
+    from oais.services.ingest import IngestContext, ProgressFn
+    from oais.services.orders import OrderSettings
+    from oais.storage.local import LocalStorage
     from sip.receive import Limits
 
 
@@ -59,8 +61,14 @@ class XsdValidator:
 class Archive:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
     locations: list[LocalStorage]
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """ORM sessions on the catalog, made on first use (``oais audit`` works without the ORM)."""
+        from oais.catalog.db import session_factory
+
+        return session_factory(self.engine)
 
     def ingest_context(self, progress: ProgressFn | None = None,
                        clock: Callable[[], datetime] = utc_now,
@@ -135,7 +143,7 @@ def open_archive(settings: Settings, *, check_schema: bool = True) -> Archive:
             raise CatalogOutOfDate(
                 f"the catalog at {engine.url.render_as_string(hide_password=True)} is at revision "
                 f"{current or 'none'}, this software needs {head}: run 'oais db upgrade'")
-    return Archive(settings=settings, engine=engine, sessions=db.session_factory(engine),
+    return Archive(settings=settings, engine=engine,
                    locations=make_locations(settings))
 
 

@@ -53,7 +53,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace, settings: Settings, ahead: HashAhead | None) -> int:
     from oais.bootstrap import new_urn, open_archive, utc_now
     from oais.services.audit import run_audit
-    from oais.services.incidents import send_alerts
 
     archive = open_archive(settings)
     try:
@@ -68,9 +67,12 @@ def _audit(args: argparse.Namespace, settings: Settings, ahead: HashAhead | None
             scope, policy = f"location:{args.location}", archive.audit_policy(args.location)
         else:
             scope, policy = "all", archive.audit_policy()
-        result = run_audit(archive.sessions, archive.location_map(), scope, clock=utc_now, new_id=new_urn,
+        result = run_audit(archive.engine, archive.location_map(), scope, clock=utc_now, new_id=new_urn,
                            policy=policy, progress=ProgressBar(), ahead=ahead)
-        send_alerts(result.alerts, archive.alert_settings())
+        if result.alerts:  # incidents were opened (the ORM and the incidents' modules are loaded then)
+            from oais.services.incidents import send_alerts
+
+            send_alerts(result.alerts, archive.alert_settings())
     finally:
         archive.close()
     data = result.to_dict()

@@ -82,7 +82,7 @@ def audit_tick(archive: Any, clock: Callable[[], datetime], new_id: Callable[[],
         if not total:
             continue
         quota = min(rolling_quota(total, interval, policy.cycle), policy.batch_files)
-        result = run_audit(archive.sessions, archive.location_map(), f"due:{loc.name}", clock=clock,
+        result = run_audit(archive.engine, archive.location_map(), f"due:{loc.name}", clock=clock,
                            new_id=new_id, policy=policy, limit_files=quota, limit_bytes=policy.batch_bytes,
                            monotonic=monotonic, sleep=sleep)
         alerts = list(result.alerts)

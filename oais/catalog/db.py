@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:  # the ORM is imported where sessions are made: the fixity audit works without it
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -38,8 +41,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def redoable_commit(session: Session) -> None:
-    """Let the commit of ``session``'s transaction (call it first) return before the catalog's disk
+def redoable_commit(conn: Connection) -> None:
+    """Let the commit of ``conn``'s transaction (call it first) return before the catalog's disk
     has it: for work that is redone when it is lost, such as one batch of fixity-audit results.
 
     A crash or a power loss can then lose that transaction, never the catalog's consistency, and the
@@ -48,9 +51,8 @@ def redoable_commit(session: Session) -> None:
     commit syncs everything before it. SQLite: ``synchronous=NORMAL`` for this connection until it
     goes back to the pool (it is set back to FULL then; it cannot change within a transaction, so
     it is left as it is if one is already open). PostgreSQL: ``synchronous_commit`` off for this
-    transaction only.
+    transaction only. (With an ORM session: ``redoable_commit(session.connection())``.)
     """
-    conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
     elif conn.dialect.name == "sqlite":
@@ -60,6 +62,8 @@ def redoable_commit(session: Session) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -1,83 +1,44 @@
-"""Catalog tables (SQLAlchemy 2 declarative models).
+"""Catalog ORM classes (SQLAlchemy 2 declarative), mapped onto the Core tables of
+:mod:`oais.catalog.tables`, where the columns, constraints and indexes are defined once.
 
 The catalog is an index of what storage holds; it can be rebuilt from the OCFL objects. Events are
 append-only: rows are inserted, never updated or deleted, and ``events.seq`` gives their order.
-Every time is stored in UTC.
+Every time is stored in UTC. The annotations below type each mapped column for the type checker;
+the table gives its SQL type and whether it may be NULL.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    Float,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from oais.catalog import tables as t
+from oais.catalog.tables import NAMING, UTCDateTime
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite keeps no offset)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the catalog; pass a timezone-aware time")
-        return value.astimezone(timezone.utc)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+__all__ = ["NAMING", "UTCDateTime", "Base"]
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime()}
+    metadata = t.metadata
 
 
 class Producer(Base):
-    __tablename__ = "producers"
+    __table__ = t.producers
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    id: Mapped[int]
+    name: Mapped[str]
     created_at: Mapped[datetime]
 
 
 class Dataset(Base):
-    __tablename__ = "datasets"
+    __table__ = t.datasets
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(200), unique=True)
-    title: Mapped[str | None] = mapped_column(Text)
-    producer_id: Mapped[int | None] = mapped_column(ForeignKey("producers.id"))
+    id: Mapped[int]
+    identifier: Mapped[str]
+    title: Mapped[str | None]
+    producer_id: Mapped[int | None]
     created_at: Mapped[datetime]
 
     producer: Mapped[Producer | None] = relationship()
@@ -86,54 +47,53 @@ class Dataset(Base):
 class Agent(Base):
     """A PREMIS agent: software (with its version), person, organization or hardware."""
 
-    __tablename__ = "agents"
+    __table__ = t.agents
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(300), unique=True)
-    name: Mapped[str] = mapped_column(String(300))
-    type: Mapped[str] = mapped_column(String(3))  # id.loc.gov agentType code: sof, per, org, har
-    version: Mapped[str | None] = mapped_column(String(100))
-    note: Mapped[str | None] = mapped_column(Text)
+    id: Mapped[int]
+    identifier: Mapped[str]
+    name: Mapped[str]
+    type: Mapped[str]  # id.loc.gov agentType code: sof, per, org, har
+    version: Mapped[str | None]
+    note: Mapped[str | None]
 
 
 class Agreement(Base):
     """A submission agreement, versioned: a new version is a new row, old ones stay for the record."""
 
-    __tablename__ = "agreements"
-    __table_args__ = (UniqueConstraint("identifier", "version"),)
+    __table__ = t.agreements
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(100))
-    version: Mapped[int] = mapped_column(Integer)
-    producer: Mapped[str] = mapped_column(String(200))
-    title: Mapped[str | None] = mapped_column(Text)
-    document: Mapped[str] = mapped_column(Text)  # the XML as added
-    sha256: Mapped[str] = mapped_column(String(64))
+    id: Mapped[int]
+    identifier: Mapped[str]
+    version: Mapped[int]
+    producer: Mapped[str]
+    title: Mapped[str | None]
+    document: Mapped[str]  # the XML as added
+    sha256: Mapped[str]
     added_at: Mapped[datetime]
 
 
 class Delivery(Base):
     """One submission received from a producer, whatever became of it."""
 
-    __tablename__ = "deliveries"
+    __table__ = t.deliveries
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    source: Mapped[str] = mapped_column(Text)  # where it was read from (never modified)
-    kind: Mapped[str] = mapped_column(String(20))  # directory, bag, zip, tar
-    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
-    producer_id: Mapped[int | None] = mapped_column(ForeignKey("producers.id"))
+    id: Mapped[int]
+    identifier: Mapped[str]
+    source: Mapped[str]  # where it was read from (never modified)
+    kind: Mapped[str]  # directory, bag, zip, tar
+    dataset_id: Mapped[int | None]
+    producer_id: Mapped[int | None]
     received_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    disposition: Mapped[str] = mapped_column(String(20))  # received, accepted, refused, quarantined
-    reason: Mapped[str | None] = mapped_column(Text)
-    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    file_count: Mapped[int | None] = mapped_column(Integer)
-    byte_count: Mapped[int | None] = mapped_column(BigInteger)
-    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
-    sip_id: Mapped[str | None] = mapped_column(String(200), unique=True)  # PAIS: unique per archive
-    sip_sequence: Mapped[int | None] = mapped_column(Integer)
-    quarantine_path: Mapped[str | None] = mapped_column(Text)  # staged copy kept for the archivist
+    disposition: Mapped[str]  # received, accepted, refused, quarantined
+    reason: Mapped[str | None]
+    report: Mapped[dict[str, Any] | None]
+    file_count: Mapped[int | None]
+    byte_count: Mapped[int | None]
+    agreement_id: Mapped[int | None]
+    sip_id: Mapped[str | None]  # PAIS: unique per archive
+    sip_sequence: Mapped[int | None]
+    quarantine_path: Mapped[str | None]  # staged copy kept for the archivist
 
     dataset: Mapped[Dataset | None] = relationship()
     producer: Mapped[Producer | None] = relationship()
@@ -141,15 +101,15 @@ class Delivery(Base):
 
 
 class Aip(Base):
-    __tablename__ = "aips"
+    __table__ = t.aips
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    producer_id: Mapped[int | None] = mapped_column(ForeignKey("producers.id"))
-    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
-    object_path: Mapped[str] = mapped_column(Text)  # OCFL object root, relative to each storage root
-    head_version: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int]
+    identifier: Mapped[str]
+    dataset_id: Mapped[int]
+    producer_id: Mapped[int | None]
+    delivery_id: Mapped[int | None]
+    object_path: Mapped[str]  # OCFL object root, relative to each storage root
+    head_version: Mapped[int]
     created_at: Mapped[datetime]
 
     dataset: Mapped[Dataset] = relationship()
@@ -160,15 +120,14 @@ class Aip(Base):
 
 
 class AipVersion(Base):
-    __tablename__ = "aip_versions"
-    __table_args__ = (UniqueConstraint("aip_id", "number"),)
+    __table__ = t.aip_versions
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    aip_id: Mapped[int] = mapped_column(ForeignKey("aips.id"))
-    number: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int]
+    aip_id: Mapped[int]
+    number: Mapped[int]
     created_at: Mapped[datetime]
-    message: Mapped[str | None] = mapped_column(Text)
-    inventory_sha512: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str | None]
+    inventory_sha512: Mapped[str]
 
     aip: Mapped[Aip] = relationship(back_populates="versions")
     files: Mapped[list[File]] = relationship(back_populates="version", order_by="File.path")
@@ -177,27 +136,20 @@ class AipVersion(Base):
 class File(Base):
     """One file of one AIP version (logical path in the OCFL object)."""
 
-    __tablename__ = "files"
-    __table_args__ = (
-        UniqueConstraint("version_id", "path"),
-        Index("ix_files_sha256", "sha256"),
-        # the totals of a search without FITS criteria (all files, a dataset, an AIP) read each AIP
-        # version's files here, not in the wide table rows (FITS criteria: ix_fits_headers_search)
-        Index("ix_files_search_totals", "version_id", "role", "puid", "size"),
-    )
+    __table__ = t.files
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("aip_versions.id"))
-    path: Mapped[str] = mapped_column(Text)
-    content_path: Mapped[str] = mapped_column(Text)  # path inside the OCFL object (vN/content/...)
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    sha512: Mapped[str] = mapped_column(String(128))
-    puid: Mapped[str | None] = mapped_column(String(50), index=True)
-    mime: Mapped[str | None] = mapped_column(String(100))
-    format_name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))  # original, normalized, metadata, submission
-    original_name: Mapped[str | None] = mapped_column(Text)
+    id: Mapped[int]
+    version_id: Mapped[int]
+    path: Mapped[str]
+    content_path: Mapped[str]  # path inside the OCFL object (vN/content/...)
+    size: Mapped[int]
+    sha256: Mapped[str]
+    sha512: Mapped[str]
+    puid: Mapped[str | None]
+    mime: Mapped[str | None]
+    format_name: Mapped[str | None]
+    role: Mapped[str]  # original, normalized, metadata, submission
+    original_name: Mapped[str | None]
 
     version: Mapped[AipVersion] = relationship(back_populates="files")
 
@@ -214,33 +166,27 @@ class FitsHeader(Base):
     search's totals read one index range instead of looking up every match in ``files``.
     """
 
-    __tablename__ = "fits_headers"
-    __table_args__ = (
-        # instrument and wavelength, in observation order: a page of a search is read in index order
-        # and stops at its limit; with the file's copied values, the totals read nothing else
-        Index("ix_fits_headers_search", "instrument", "wavelength", "obs_start", "file_id",
-              "version_id", "role", "puid", "size"),
-    )
+    __table__ = t.fits_headers
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), unique=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("aip_versions.id"))  # = files.version_id
-    role: Mapped[str] = mapped_column(String(20))  # = files.role
-    puid: Mapped[str | None] = mapped_column(String(50))  # = files.puid
-    size: Mapped[int] = mapped_column(BigInteger)  # = files.size
-    telescope: Mapped[str | None] = mapped_column(String(100), index=True)
-    instrument: Mapped[str | None] = mapped_column(String(100))  # indexed by ix_fits_headers_search
-    detector: Mapped[str | None] = mapped_column(String(100))
-    wavelength: Mapped[float | None] = mapped_column(Float, index=True)
-    wave_unit: Mapped[str | None] = mapped_column(String(30))
-    exptime: Mapped[float | None] = mapped_column(Float)
-    object: Mapped[str | None] = mapped_column(String(200))
-    level: Mapped[str | None] = mapped_column(String(30))
-    date_obs: Mapped[str | None] = mapped_column(String(40))
-    date_end: Mapped[str | None] = mapped_column(String(40))
-    obs_start: Mapped[datetime | None] = mapped_column(index=True)
-    obs_end: Mapped[datetime | None] = mapped_column(index=True)
-    keywords: Mapped[dict[str, Any]] = mapped_column(JSON)
+    id: Mapped[int]
+    file_id: Mapped[int]
+    version_id: Mapped[int]  # = files.version_id
+    role: Mapped[str]  # = files.role
+    puid: Mapped[str | None]  # = files.puid
+    size: Mapped[int]  # = files.size
+    telescope: Mapped[str | None]
+    instrument: Mapped[str | None]  # indexed by ix_fits_headers_search
+    detector: Mapped[str | None]
+    wavelength: Mapped[float | None]
+    wave_unit: Mapped[str | None]
+    exptime: Mapped[float | None]
+    object: Mapped[str | None]
+    level: Mapped[str | None]
+    date_obs: Mapped[str | None]
+    date_end: Mapped[str | None]
+    obs_start: Mapped[datetime | None]
+    obs_end: Mapped[datetime | None]
+    keywords: Mapped[dict[str, Any]]
 
     file: Mapped[File] = relationship()
 
@@ -248,15 +194,14 @@ class FitsHeader(Base):
 class Replica(Base):
     """One copy of an AIP in one storage location."""
 
-    __tablename__ = "replicas"
-    __table_args__ = (UniqueConstraint("aip_id", "location"),)
+    __table__ = t.replicas
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    aip_id: Mapped[int] = mapped_column(ForeignKey("aips.id"))
-    location: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(20))  # ok, missing, corrupt, unknown
+    id: Mapped[int]
+    aip_id: Mapped[int]
+    location: Mapped[str]
+    state: Mapped[str]  # ok, missing, corrupt, unknown
     last_verified_at: Mapped[datetime | None]
-    last_verified_ok: Mapped[bool | None] = mapped_column(Boolean)  # None: never checked / could not check
+    last_verified_ok: Mapped[bool | None]  # None: never checked / could not check
 
     aip: Mapped[Aip] = relationship(back_populates="replicas")
 
@@ -271,20 +216,16 @@ class StoredFile(Base):
     not be read: "could not check" is never a pass).
     """
 
-    __tablename__ = "stored_files"
-    __table_args__ = (
-        UniqueConstraint("replica_id", "path"),
-        Index("ix_stored_files_due", "replica_id", "last_checked_at"),
-    )
+    __table__ = t.stored_files
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    replica_id: Mapped[int] = mapped_column(ForeignKey("replicas.id"))
-    path: Mapped[str] = mapped_column(Text)  # relative to the object root
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha512: Mapped[str] = mapped_column(String(128))
-    sha256: Mapped[str | None] = mapped_column(String(64))  # None: a row from before revision 0007
+    id: Mapped[int]
+    replica_id: Mapped[int]
+    path: Mapped[str]  # relative to the object root
+    size: Mapped[int]
+    sha512: Mapped[str]
+    sha256: Mapped[str | None]  # None: a row from before revision 0007
     last_checked_at: Mapped[datetime | None]
-    last_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_ok: Mapped[bool | None]
 
     replica: Mapped[Replica] = relationship()
 
@@ -297,117 +238,113 @@ class FixityCheck(Base):
     both are NULL when the file could not be read.
     """
 
-    __tablename__ = "fixity_checks"
-    __table_args__ = (
-        # "has this audit checked this file?" (resuming an audit) is one probe of this index
-        Index("ix_fixity_checks_unit_audit", "stored_file_id", "audit_id"),
-    )
+    __table__ = t.fixity_checks
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    stored_file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"))  # ix_fixity_checks_unit_audit
-    audit_id: Mapped[str] = mapped_column(String(100), index=True)
+    id: Mapped[int]
+    stored_file_id: Mapped[int]  # ix_fixity_checks_unit_audit
+    audit_id: Mapped[str]
     checked_at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(10))  # pass, fail, missing, error
-    sha512_found: Mapped[str | None] = mapped_column(String(128))
-    sha256_found: Mapped[str | None] = mapped_column(String(64))
-    size_found: Mapped[int | None] = mapped_column(BigInteger)
-    detail: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str]  # pass, fail, missing, error
+    sha512_found: Mapped[str | None]
+    sha256_found: Mapped[str | None]
+    size_found: Mapped[int | None]
+    detail: Mapped[str | None]
 
 
 class Audit(Base):
     """One audit run: a scope, when it started and finished. An unfinished audit of the same scope is
     resumed, not restarted: its files are those not checked since it started."""
 
-    __tablename__ = "audits"
+    __table__ = t.audits
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    scope: Mapped[str] = mapped_column(String(300), index=True)  # all, due:<location>, aip:<id>, location:<n>
+    id: Mapped[int]
+    identifier: Mapped[str]
+    scope: Mapped[str]  # all, due:<location>, aip:<id>, location:<n>
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    files_checked: Mapped[int] = mapped_column(Integer, default=0)
-    bytes_checked: Mapped[int] = mapped_column(BigInteger, default=0)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
+    files_checked: Mapped[int]
+    bytes_checked: Mapped[int]
+    failures: Mapped[int]
 
 
 class Incident(Base):
     """A preservation problem and its timeline (detected, repaired, closed)."""
 
-    __tablename__ = "incidents"
+    __table__ = t.incidents
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int]
     opened_at: Mapped[datetime]
-    severity: Mapped[str] = mapped_column(String(10))  # critical, major, minor
-    kind: Mapped[str] = mapped_column(String(40))  # fixity, missing-object, extra-file, ...
-    state: Mapped[str] = mapped_column(String(10))  # open, repaired, closed
-    aip_id: Mapped[int | None] = mapped_column(ForeignKey("aips.id"), index=True)
-    location: Mapped[str | None] = mapped_column(String(100))
-    summary: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str]  # critical, major, minor
+    kind: Mapped[str]  # fixity, missing-object, extra-file, ...
+    state: Mapped[str]  # open, repaired, closed
+    aip_id: Mapped[int | None]
+    location: Mapped[str | None]
+    summary: Mapped[str]
     closed_at: Mapped[datetime | None]
-    timeline: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    timeline: Mapped[list[dict[str, Any]]]
 
 
 class Order(Base):
     """A DIP order: who, what (a frozen list of AIP versions and files, so it can be re-run exactly),
     the transforms, and its state: queued -> running -> ready -> downloaded | expired, or failed."""
 
-    __tablename__ = "orders"
+    __table__ = t.orders
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    user: Mapped[str] = mapped_column(String(200), index=True)
+    id: Mapped[int]
+    identifier: Mapped[str]
+    user: Mapped[str]
     created_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(20), index=True)
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # selection and transforms as asked
-    frozen: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{aip_id, version, path, size, sha512}]
-    bytes_selected: Mapped[int] = mapped_column(BigInteger)
-    attempts: Mapped[int] = mapped_column(Integer)
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str]
+    request: Mapped[dict[str, Any]]  # selection and transforms as asked
+    frozen: Mapped[list[dict[str, Any]]]  # [{aip_id, version, path, size, sha512}]
+    bytes_selected: Mapped[int]
+    attempts: Mapped[int]
+    claimed_by: Mapped[str | None]
     claimed_until: Mapped[datetime | None]
     ready_at: Mapped[datetime | None]
     downloaded_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
-    failure: Mapped[str | None] = mapped_column(Text)
-    result_path: Mapped[str | None] = mapped_column(Text)
-    result_sha256: Mapped[str | None] = mapped_column(String(64))
-    result_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    failure: Mapped[str | None]
+    result_path: Mapped[str | None]
+    result_sha256: Mapped[str | None]
+    result_bytes: Mapped[int | None]
 
 
 class SchedulerLease(Base):
     """Only the holder of an unexpired lease runs scheduled jobs (one scheduler across hosts)."""
 
-    __tablename__ = "scheduler_leases"
+    __table__ = t.scheduler_leases
 
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str]
+    holder: Mapped[str]
     expires_at: Mapped[datetime]
 
 
 class Event(Base):
     """A PREMIS event. Append-only: ``seq`` orders the journal."""
 
-    __tablename__ = "events"
+    __table__ = t.events
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    identifier: Mapped[str] = mapped_column(String(100), unique=True)
-    type: Mapped[str] = mapped_column(String(3), index=True)  # id.loc.gov eventType code
+    seq: Mapped[int]
+    identifier: Mapped[str]
+    type: Mapped[str]  # id.loc.gov eventType code
     at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(3))  # suc, fai, war
-    detail: Mapped[str | None] = mapped_column(Text)
-    outcome_detail: Mapped[str | None] = mapped_column(Text)
-    aip_id: Mapped[int | None] = mapped_column(ForeignKey("aips.id"), index=True)
-    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
-    objects: Mapped[list[str]] = mapped_column(JSON)  # linked PREMIS object identifiers
+    outcome: Mapped[str]  # suc, fai, war
+    detail: Mapped[str | None]
+    outcome_detail: Mapped[str | None]
+    aip_id: Mapped[int | None]
+    delivery_id: Mapped[int | None]
+    objects: Mapped[list[str]]  # linked PREMIS object identifiers
 
     agents: Mapped[list[EventAgent]] = relationship(order_by="EventAgent.role")
 
 
 class EventAgent(Base):
-    __tablename__ = "event_agents"
+    __table__ = t.event_agents
 
-    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"), primary_key=True)
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
-    role: Mapped[str] = mapped_column(String(3), primary_key=True)  # exe, imp, aut, val
+    event_seq: Mapped[int]
+    agent_id: Mapped[int]
+    role: Mapped[str]  # exe, imp, aut, val
 
     agent: Mapped[Agent] = relationship()
 
@@ -420,17 +357,16 @@ class AccessRule(Base):
     a restriction, only ``users``/``groups``, always. See ``oais.services.access``.
     """
 
-    __tablename__ = "access_rules"
-    __table_args__ = (CheckConstraint("(dataset_id IS NULL) <> (aip_id IS NULL)", name="one_target"),)
+    __table__ = t.access_rules
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), unique=True)
-    aip_id: Mapped[int | None] = mapped_column(ForeignKey("aips.id"), unique=True)
+    id: Mapped[int]
+    dataset_id: Mapped[int | None]
+    aip_id: Mapped[int | None]
     embargo_until: Mapped[datetime | None]
-    users: Mapped[list[str]] = mapped_column(JSON)
-    groups: Mapped[list[str]] = mapped_column(JSON)
+    users: Mapped[list[str]]
+    groups: Mapped[list[str]]
     created_at: Mapped[datetime]
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None]
 
     dataset: Mapped[Dataset | None] = relationship()
     aip: Mapped[Aip | None] = relationship()

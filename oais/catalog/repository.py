@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from oais.catalog import journal
 from oais.catalog import models as m
 from oais.domain import premis
 
@@ -38,29 +39,15 @@ def find_dataset(session: Session, identifier: str) -> m.Dataset | None:
     return session.scalar(select(m.Dataset).where(m.Dataset.identifier == identifier))
 
 
-def agent(session: Session, value: premis.Agent) -> m.Agent:
-    row = session.scalar(select(m.Agent).where(m.Agent.identifier == value.identifier))
-    if row is None:
-        row = m.Agent(identifier=value.identifier, name=value.name, type=str(value.type),
-                      version=value.version, note=value.note)
-        session.add(row)
-        session.flush()
-    return row
-
-
 def add_event(session: Session, value: premis.Event, agents: dict[str, premis.Agent], *,
-              aip: m.Aip | None = None, delivery: m.Delivery | None = None) -> m.Event:
-    """Append one PREMIS event (events are never updated or deleted)."""
-    row = m.Event(identifier=value.identifier, type=str(value.type), at=value.at,
-                  outcome=str(value.outcome), detail=value.detail or None,
-                  outcome_detail=value.outcome_detail or None, aip_id=aip.id if aip else None,
-                  delivery_id=delivery.id if delivery else None, objects=list(value.objects))
-    session.add(row)
+              aip: m.Aip | None = None, delivery: m.Delivery | None = None) -> int:
+    """Append one PREMIS event (events are never updated or deleted); returns its ``seq``.
+
+    Written on the session's connection by :func:`oais.catalog.journal.append_event`, after the
+    session's pending rows are flushed (so that ``aip`` and ``delivery`` have their ids)."""
     session.flush()
-    for link in value.agents:
-        a = agent(session, agents[link.identifier])
-        session.add(m.EventAgent(event_seq=row.seq, agent_id=a.id, role=str(link.role)))
-    return row
+    return journal.append_event(session.connection(), value, agents, aip_id=aip.id if aip else None,
+                                delivery_id=delivery.id if delivery else None)
 
 
 def find_aip(session: Session, identifier: str) -> m.Aip | None:

@@ -38,16 +38,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import case, func, insert, literal, select, update
-from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from oais.catalog import models as m
-from oais.catalog import repository as repo
+from oais.catalog import tables as t
 from oais.catalog.db import redoable_commit
+from oais.catalog.journal import append_event
 from oais.domain import premis
 from oais.domain.package import ReplicaState
 from oais.formats.digest import read_digest
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.orm import Session
+
     from oais.storage.hash_ahead import Digests, Found, HashAhead
 
 TASK_FILES = 32  # files per hashing task: amortizes the hand-over cost on small files ...
@@ -89,6 +91,14 @@ class Throttle:
             ahead = self.total / self.rate - (self.clock() - self.start)
         if ahead > 0:
             self.sleep(ahead)
+
+
+class AuditRow(NamedTuple):
+    """The ``audits`` row of the audit being run."""
+
+    id: int
+    identifier: str
+    scope: str
 
 
 class ReplicaRef(NamedTuple):
@@ -190,13 +200,13 @@ class AuditResult:
 def _scope_filter(scope: str) -> Any:
     kind, _, value = scope.partition(":")
     if kind == "aip":
-        return m.Aip.identifier == value
+        return t.aips.c.identifier == value
     if kind in ("location", "due"):
-        return m.Replica.location == value
+        return t.replicas.c.location == value
     return None
 
 
-def _pending(s: Session, audit: m.Audit, limit_files: int | None = None, limit_bytes: int | None = None,
+def _pending(conn: Connection, audit: AuditRow, limit_files: int | None = None, limit_bytes: int | None = None,
              *, fresh: bool = False) -> list[Unit]:
     """Units in the audit's scope it has not checked yet (no check recorded under its id), oldest-verified
     first, within the caps. Checks are committed with their audit id, so a resumed audit is exact.
@@ -205,47 +215,49 @@ def _pending(s: Session, audit: m.Audit, limit_files: int | None = None, limit_b
 
     The rows are kept narrow (the replica's location and paths are read once per replica, the sha512
     only where there is no sha256): their sort and their conversion are most of this query's cost."""
-    sf = m.StoredFile
+    sf, replicas, aips, fc = t.stored_files.c, t.replicas.c, t.aips.c, t.fixity_checks.c
     q = (select(sf.id, sf.path, sf.size, sf.sha256, case((sf.sha256.is_(None), sf.sha512)), sf.replica_id)
-         .join(m.Replica, sf.replica_id == m.Replica.id)
+         .join(t.replicas, sf.replica_id == replicas.id)
          .order_by(sf.last_checked_at.is_not(None), sf.last_checked_at, sf.id))
     if not fresh:
-        q = q.where(~select(m.FixityCheck.id).where(m.FixityCheck.stored_file_id == sf.id,
-                                                    m.FixityCheck.audit_id == audit.identifier).exists())
+        q = q.where(~select(fc.id).where(fc.stored_file_id == sf.id, fc.audit_id == audit.identifier).exists())
     where = _scope_filter(audit.scope)
     if where is not None:
-        q = q.join(m.Aip, m.Replica.aip_id == m.Aip.id).where(where)
+        q = q.join(t.aips, replicas.aip_id == aips.id).where(where)
     if limit_files is not None:
         q = q.limit(limit_files)
     rows: list[Any] = []
     total = 0
-    for row in s.connection().execute(q).all():  # Core rows, fetched at once: no ORM loading
+    for row in conn.execute(q).all():
         if limit_bytes is not None and rows and total + row[2] > limit_bytes:
             break
         rows.append(row)
         total += row[2]
-    replicas: dict[int, ReplicaRef] = {}
+    refs: dict[int, ReplicaRef] = {}
     for chunk in _in_chunks(sorted({row[5] for row in rows})):
-        replicas.update((r[0], ReplicaRef(*r)) for r in s.execute(
-            select(m.Replica.id, m.Replica.location, m.Aip.object_path, m.Aip.identifier)
-            .join(m.Aip, m.Replica.aip_id == m.Aip.id).where(m.Replica.id.in_(chunk))))
-    return [Unit(uid, path, size, sha256, sha512, replicas[rid]) for uid, path, size, sha256, sha512, rid in rows]
+        refs.update((r[0], ReplicaRef(*r)) for r in conn.execute(
+            select(replicas.id, replicas.location, aips.object_path, aips.identifier)
+            .join(t.aips, replicas.aip_id == aips.id).where(replicas.id.in_(chunk))))
+    return [Unit(uid, path, size, sha256, sha512, refs[rid]) for uid, path, size, sha256, sha512, rid in rows]
 
 
-def start_or_resume(sessions: sessionmaker[Session], scope: str, now: datetime, new_id: Callable[[], str]
-                    ) -> tuple[m.Audit, bool]:
-    with sessions.begin() as s:
+def start_or_resume(engine: Engine, scope: str, now: datetime, new_id: Callable[[], str]
+                    ) -> tuple[AuditRow, bool]:
+    """The unfinished audit of ``scope`` (resumed: True), or a new one."""
+    audits = t.audits
+    with engine.begin() as conn:
         # a new audit row lost in a crash is harmless: every batch committed after it would be lost
         # with it (the log is written in order), and the next run starts the audit afresh
-        redoable_commit(s)
-        audit = s.scalar(select(m.Audit).where(m.Audit.scope == scope, m.Audit.finished_at.is_(None))
-                         .order_by(m.Audit.started_at.desc()).limit(1))
-        if audit is not None:
-            return audit, True
-        audit = m.Audit(identifier=new_id(), scope=scope, started_at=now, files_checked=0, bytes_checked=0,
-                        failures=0)
-        s.add(audit)
-    return audit, False
+        redoable_commit(conn)
+        row = conn.execute(select(audits.c.id, audits.c.identifier, audits.c.scope)
+                           .where(audits.c.scope == scope, audits.c.finished_at.is_(None))
+                           .order_by(audits.c.started_at.desc()).limit(1)).first()
+        if row is not None:
+            return AuditRow(*row), True
+        identifier = new_id()
+        pk = conn.execute(insert(audits).values(identifier=identifier, scope=scope, started_at=now, files_checked=0,
+                                                bytes_checked=0, failures=0).returning(audits.c.id)).scalar_one()
+    return AuditRow(int(pk), identifier, scope), False
 
 
 def _tasks(units: Sequence[Unit]) -> Iterator[list[Unit]]:
@@ -389,20 +401,19 @@ def _last_ok(outcome: str) -> bool | None:
     return True if outcome == "pass" else (None if outcome == "error" else False)
 
 
-def _record(sessions: sessionmaker[Session], audit: m.Audit, batch: Sequence[tuple[Check, Unit]],
-            now: datetime) -> None:
+def _record(engine: Engine, audit: AuditRow, batch: Sequence[tuple[Check, Unit]], now: datetime) -> None:
     """One transaction: the units' last check, their ``fixity_checks`` rows and the audit's counters.
 
     Its commit does not wait for the disk (:func:`oais.catalog.db.redoable_commit`): lost in a crash,
     the batch is checked again when the audit resumes, and the audit's closing (:func:`_finish`), a
     durable commit, makes every batch before it durable."""
-    with sessions.begin() as s:
-        redoable_commit(s)
-        _record_in(s, audit, batch, now)
+    with engine.begin() as conn:
+        redoable_commit(conn)
+        _record_in(conn, audit, batch, now)
 
 
-def _record_in(s: Session, audit: m.Audit, batch: Sequence[tuple[Check, Unit]], now: datetime) -> None:
-    """The units' last check, their ``fixity_checks`` rows and the audit's counters, in ``s``'s transaction.
+def _record_in(conn: Connection, audit: AuditRow, batch: Sequence[tuple[Check, Unit]], now: datetime) -> None:
+    """The units' last check, their ``fixity_checks`` rows and the audit's counters, in ``conn``'s transaction.
 
     Set-based, a few statements per batch: the units are updated by outcome (``WHERE id IN``); a
     check that passed found exactly the size and digest the catalog holds, so its row is copied from
@@ -410,16 +421,15 @@ def _record_in(s: Session, audit: m.Audit, batch: Sequence[tuple[Check, Unit]], 
     """
     if not batch:
         return
-    tables = m.Base.metadata.tables
-    units, checks, audits = tables["stored_files"], tables["fixity_checks"], tables["audits"]
+    units, checks, audits = t.stored_files, t.fixity_checks, t.audits
     by_last_ok: dict[bool | None, list[int]] = {}
     for c, _u in batch:
         by_last_ok.setdefault(_last_ok(c.outcome), []).append(c.unit_id)
     for last_ok, ids in by_last_ok.items():
         for where in _id_filters(units.c.id, ids):
-            s.execute(update(units).where(where).values(last_checked_at=now, last_ok=last_ok))
+            conn.execute(update(units).where(where).values(last_checked_at=now, last_ok=last_ok))
     for where in _id_filters(units.c.id, [c.unit_id for c, _u in batch if c.outcome == "pass"]):
-        s.execute(insert(checks).from_select(
+        conn.execute(insert(checks).from_select(
             ["stored_file_id", "audit_id", "checked_at", "outcome", "sha256_found", "sha512_found", "size_found"],
             select(units.c.id, literal(audit.identifier, checks.c.audit_id.type),
                    literal(now, checks.c.checked_at.type), literal("pass", checks.c.outcome.type),
@@ -430,28 +440,30 @@ def _record_in(s: Session, audit: m.Audit, batch: Sequence[tuple[Check, Unit]], 
                "sha512_found": c.digest if c.algorithm == "sha512" else None, "size_found": c.size,
                "detail": c.detail} for c, _u in batch if c.outcome != "pass"]
     if others:
-        s.execute(insert(checks), others)
-    s.execute(update(audits).where(audits.c.id == audit.id).values(
+        conn.execute(insert(checks), others)
+    conn.execute(update(audits).where(audits.c.id == audit.id).values(
         files_checked=audits.c.files_checked + len(batch),
         bytes_checked=audits.c.bytes_checked + sum(u.size for _c, u in batch),
         failures=audits.c.failures + len(others)))
 
 
-def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope: str, *,
+def run_audit(engine: Engine, locations: dict[str, Any], scope: str, *,
               clock: Callable[[], datetime], new_id: Callable[[], str], policy: AuditPolicy = AuditPolicy(),
               limit_files: int | None = None, limit_bytes: int | None = None,
               monotonic: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None,
               progress: Callable[[str, int, int], None] | None = None, workers: int = 2,
               ahead: HashAhead | None = None) -> AuditResult:
-    """Audit (or resume auditing) ``scope``; ``limit_*`` cap this run (the scheduler's batches).
+    """Audit (or resume auditing) ``scope`` in the catalog of ``engine``; ``limit_*`` cap this run
+    (the scheduler's batches). The catalog is read and written with SQLAlchemy Core: the ORM is
+    imported only when damage is found (to open incidents).
 
     ``ahead``: the process hashing the stored files since before this call (``oais audit`` starts it
     before importing the catalog's libraries); it is stopped once the units are known, and its sha256
     stands for a read of the file it names. The caller closes it."""
-    audit, resumed = start_or_resume(sessions, scope, clock(), new_id)
+    audit, resumed = start_or_resume(engine, scope, clock(), new_id)
     result = AuditResult(audit.identifier, scope, resumed)
-    with sessions() as s:
-        units = _pending(s, audit, limit_files, limit_bytes, fresh=not resumed)
+    with engine.connect() as conn:
+        units = _pending(conn, audit, limit_files, limit_bytes, fresh=not resumed)
     hashed = ahead.digests(more=True) if ahead is not None else None
     total = sum(u.size for u in units)
     throttle = Throttle(policy.max_bytes_per_s, monotonic or time.monotonic, sleep or time.sleep)
@@ -463,7 +475,7 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
     def flush() -> None:
         nonlocal batch, deadline, done, checked
         if batch:
-            _record(sessions, audit, batch, clock())
+            _record(engine, audit, batch, clock())
             done += sum(u.size for _c, u in batch)
             checked += len(batch)
             if progress:
@@ -484,18 +496,18 @@ def run_audit(sessions: sessionmaker[Session], locations: dict[str, Any], scope:
                 flush()
         finally:
             checks.close()  # on an error: the tasks not started are cancelled, not run
-    _flag_failures(sessions, clock(), result, bad)
+    _flag_failures(engine, clock(), result, bad)
     if whole:
         # the last results are recorded in the transaction that closes the audit: one commit (and
         # one flush of the catalog to disk) fewer after the last file is read
-        _finish(sessions, audit, clock(), new_id, result, tail=batch)
+        _finish(engine, audit, clock(), new_id, result, tail=batch)
         if progress and batch:
             progress(f"audit {len(units)}/{len(units)} files", total, total)
     else:
-        with sessions() as s:
-            finished = not _pending(s, audit, 1)
+        with engine.connect() as conn:
+            finished = not _pending(conn, audit, 1)
         if finished:
-            _finish(sessions, audit, clock(), new_id, result)
+            _finish(engine, audit, clock(), new_id, result)
         else:  # a batch of a longer audit: report what this run checked
             result.files, result.bytes = len(units), total
             result.passed = len(units) - len(bad)
@@ -540,27 +552,25 @@ def _in_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
         yield chunk
 
 
-def _replicas(s: Session, ids: Iterable[int]) -> dict[int, m.Replica]:
-    """Replica rows (with their AIP) by id."""
-    out: dict[int, m.Replica] = {}
-    for chunk in _in_chunks(ids):
-        out.update((r.id, r) for r in s.scalars(select(m.Replica).options(joinedload(m.Replica.aip))
-                                                .where(m.Replica.id.in_(chunk))))
-    return out
+def _flag_failures(engine: Engine, now: datetime, result: AuditResult, bad: Sequence[tuple[Check, Unit]]) -> None:
+    """Damage found by this run is acted on now (replica state, incident), not at the end of the cycle.
 
-
-def _flag_failures(sessions: sessionmaker[Session], now: datetime, result: AuditResult,
-                   bad: Sequence[tuple[Check, Unit]]) -> None:
-    """Damage found by this run is acted on now (replica state, incident), not at the end of the cycle."""
-    from oais.services.incidents import open_incident, pending_alerts
-
+    Through the ORM (imported here: an audit that finds nothing wrong never loads it), as incidents are."""
     if not bad:
         return
+    from sqlalchemy.orm import Session, joinedload
+
+    from oais.catalog import models as m
+    from oais.services.incidents import open_incident, pending_alerts
+
     by_replica: dict[int, list[Check]] = {}
     for check, unit in bad:
         by_replica.setdefault(unit.replica.id, []).append(check)
-    with sessions.begin() as s:
-        replicas = _replicas(s, by_replica)
+    with Session(engine) as s, s.begin():
+        replicas: dict[int, m.Replica] = {}
+        for chunk in _in_chunks(by_replica):
+            replicas.update((r.id, r) for r in s.scalars(select(m.Replica).options(joinedload(m.Replica.aip))
+                                                         .where(m.Replica.id.in_(chunk))))
         for replica_id, checks in by_replica.items():
             replica = replicas[replica_id]
             errors = all(c.outcome == "error" for c in checks)
@@ -582,29 +592,45 @@ class _ReplicaSummary:
     bad: list[tuple[str, str, str | None]] = field(default_factory=list)  # (path, outcome, detail)
 
 
-def _summarize(s: Session, audit: m.Audit, result: AuditResult) -> list[tuple[m.Replica, _ReplicaSummary]]:
+class _AuditedReplica(NamedTuple):
+    """A replica row, with its AIP's row id and identifier."""
+
+    id: int
+    location: str
+    state: str
+    aip_pk: int
+    aip_id: str
+
+
+def _summarize(conn: Connection, audit: AuditRow, result: AuditResult) -> list[tuple[_AuditedReplica, _ReplicaSummary]]:
     """Per replica: files, bytes, algorithms and failures of every check recorded under the audit."""
-    fc, sf = m.FixityCheck, m.StoredFile
+    fc, sf = t.fixity_checks.c, t.stored_files.c
     uses_sha256 = case((fc.sha256_found.is_not(None), 1), (fc.sha512_found.is_not(None), 0),
                        (sf.sha256.is_not(None), 1), else_=0)
     summary: dict[int, _ReplicaSummary] = {}
-    for replica_id, files, size, by_sha256 in s.execute(
+    for replica_id, files, size, by_sha256 in conn.execute(
             select(sf.replica_id, func.count(fc.id), func.coalesce(func.sum(sf.size), 0), func.sum(uses_sha256))
-            .join(sf, fc.stored_file_id == sf.id).where(fc.audit_id == audit.identifier)
+            .select_from(t.fixity_checks).join(t.stored_files, fc.stored_file_id == sf.id).where(fc.audit_id == audit.identifier)
             .group_by(sf.replica_id).order_by(sf.replica_id)):
         summary[replica_id] = _ReplicaSummary(int(files), int(size), int(by_sha256 or 0))
-    for replica_id, path, outcome, detail in s.execute(
-            select(sf.replica_id, sf.path, fc.outcome, fc.detail).join(sf, fc.stored_file_id == sf.id)
+    for replica_id, path, outcome, detail in conn.execute(
+            select(sf.replica_id, sf.path, fc.outcome, fc.detail)
+            .select_from(t.fixity_checks).join(t.stored_files, fc.stored_file_id == sf.id)
             .where(fc.audit_id == audit.identifier, fc.outcome != "pass").order_by(fc.id)):
         summary[replica_id].bad.append((path, outcome, detail))
-    replicas = _replicas(s, summary)
+    replicas: dict[int, _AuditedReplica] = {}
+    rc, aips = t.replicas.c, t.aips.c
+    for chunk in _in_chunks(summary):
+        replicas.update((row[0], _AuditedReplica(*row)) for row in conn.execute(
+            select(rc.id, rc.location, rc.state, aips.id, aips.identifier)
+            .join(t.aips, rc.aip_id == aips.id).where(rc.id.in_(chunk))))
     out = []
     for replica_id, r in summary.items():
         replica = replicas[replica_id]
         result.files += r.files
         result.bytes += r.bytes
         result.passed += r.files - len(r.bad)
-        result.failed.extend({"aip_id": replica.aip.identifier, "location": replica.location, "path": path,
+        result.failed.extend({"aip_id": replica.aip_id, "location": replica.location, "path": path,
                               "outcome": outcome, "detail": detail} for path, outcome, detail in r.bad)
         out.append((replica, r))
     return out
@@ -619,47 +645,47 @@ def _algorithms(r: _ReplicaSummary) -> str:
     return f"sha256 (sha512 for the {r.files - r.by_sha256} catalogued without a sha256)"
 
 
-def _finish(sessions: sessionmaker[Session], audit: m.Audit, now: datetime, new_id: Callable[[], str],
-            result: AuditResult, tail: Sequence[tuple[Check, Unit]] = ()) -> None:
+def _finish(engine: Engine, audit: AuditRow, now: datetime, new_id: Callable[[], str], result: AuditResult,
+            tail: Sequence[tuple[Check, Unit]] = ()) -> None:
     """In one transaction: the checks of ``tail`` not recorded yet, one PREMIS fixity-check event per
-    AIP replica, replica states, incidents; the audit is closed."""
-    from oais.services.incidents import pending_alerts
-
+    AIP replica, replica states; the audit is closed. (Incidents were opened when the damage was
+    found: :func:`_flag_failures`.)"""
     agent = premis.archive_agent()
     exe = premis.LinkedAgent(agent.identifier, premis.AgentRole.EXECUTING_PROGRAM)
-    with sessions.begin() as s:
-        _record_in(s, audit, tail, now)
-        for replica, r in _summarize(s, audit, result):
+    agent_ids: dict[str, int] = {}
+    with engine.begin() as conn:
+        _record_in(conn, audit, tail, now)
+        for replica, r in _summarize(conn, audit, result):
             errors = sum(1 for _p, o, _d in r.bad if o == "error")
             outcome = premis.Outcome.FAILURE if r.bad else premis.Outcome.SUCCESS
-            repo.add_event(s, premis.Event(
+            append_event(conn, premis.Event(
                 identifier=new_id(), type=premis.EventType.FIXITY_CHECK, at=now, outcome=outcome,
                 detail=f"fixity audit {audit.identifier} ({audit.scope}) of the copy in {replica.location!r}: "
                        f"{_algorithms(r)} and size of every file checked against the catalog",
                 outcome_detail=(f"{r.files - len(r.bad)} of {r.files} files intact"
                                 + ("; " + "; ".join(d or o for _p, o, d in r.bad[:20]) if r.bad else "")),
-                agents=(exe,), objects=(replica.aip.identifier,)), {agent.identifier: agent}, aip=replica.aip)
-            replica.last_verified_at = now
-            if r.bad:  # incidents were opened when the damage was found (_flag_failures)
-                replica.last_verified_ok = None if errors == len(r.bad) else False
+                agents=(exe,), objects=(replica.aip_id,)), {agent.identifier: agent}, aip_id=replica.aip_pk,
+                agent_ids=agent_ids)
+            values: dict[str, Any] = {"last_verified_at": now}
+            if r.bad:
+                values["last_verified_ok"] = None if errors == len(r.bad) else False
             else:
-                replica.last_verified_ok = True
+                values["last_verified_ok"] = True
                 if replica.state != str(ReplicaState.MISSING):
-                    replica.state = str(ReplicaState.OK)
-            result.replicas.append({"aip_id": replica.aip.identifier, "location": replica.location,
+                    values["state"] = str(ReplicaState.OK)
+            conn.execute(update(t.replicas).where(t.replicas.c.id == replica.id).values(**values))
+            result.replicas.append({"aip_id": replica.aip_id, "location": replica.location,
                                     "outcome": str(outcome), "files": r.files, "failed": len(r.bad)})
-        a = s.get(m.Audit, audit.id)
-        assert a is not None
-        a.finished_at = now
-        result.alerts.extend(pending_alerts(s))
+        conn.execute(update(t.audits).where(t.audits.c.id == audit.id).values(finished_at=now))
 
 
-def coverage(session: Session, now: datetime, policy: AuditPolicy) -> dict[str, Any]:
+def coverage(session: Connection | Session, now: datetime, policy: AuditPolicy) -> dict[str, Any]:
     """How much of the holding was verified within the cycle (for reports and the scheduler)."""
-    total = session.scalar(select(func.count(m.StoredFile.id))) or 0
-    recent = session.scalar(select(func.count(m.StoredFile.id)).where(
-        m.StoredFile.last_checked_at >= now - policy.cycle, m.StoredFile.last_ok.is_(True))) or 0
-    oldest = session.scalar(select(func.min(m.StoredFile.last_checked_at)))
+    sf = t.stored_files.c
+    total = session.scalar(select(func.count(sf.id))) or 0
+    recent = session.scalar(select(func.count(sf.id)).where(
+        sf.last_checked_at >= now - policy.cycle, sf.last_ok.is_(True))) or 0
+    oldest = session.scalar(select(func.min(sf.last_checked_at)))
     return {"files": total, "verified_within_cycle": recent, "oldest_check": oldest}
 
 

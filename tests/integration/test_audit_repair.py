@@ -46,7 +46,7 @@ class Held:
         return self.archive.location_map()[location].object_dir(self.object_path)
 
     def audit(self, scope: str = "all") -> AuditResult:
-        return run_audit(self.archive.sessions, self.archive.location_map(), scope, clock=self.clock, new_id=new_urn)
+        return run_audit(self.archive.engine, self.archive.location_map(), scope, clock=self.clock, new_id=new_urn)
 
     def check(self, repair: bool) -> ReplicaReport:
         return check_replicas(self.archive.sessions, self.archive.location_map(), self.archive.required_locations(),

@@ -37,7 +37,7 @@ def _ingest(archive: Any, delivery: Path) -> tuple[str, str]:
 
 
 def _audit(archive: Any, clock: Tick, scope: str = "all") -> AuditResult:
-    return run_audit(archive.sessions, archive.location_map(), scope, clock=clock, new_id=new_urn)
+    return run_audit(archive.engine, archive.location_map(), scope, clock=clock, new_id=new_urn)
 
 
 def _check(archive: Any, clock: Tick, repair: bool) -> ReplicaReport:

@@ -175,7 +175,7 @@ def test_read_rate_cap_with_a_fake_clock(small_archive) -> None:  # type: ignore
     cap = 2e6
     total = _stored_bytes(small_archive)
     fake = FakeTime()
-    r = run_audit(small_archive.sessions, small_archive.location_map(), "all", clock=utc_now, new_id=new_urn,
+    r = run_audit(small_archive.engine, small_archive.location_map(), "all", clock=utc_now, new_id=new_urn,
                   policy=AuditPolicy(max_bytes_per_s=cap), monotonic=fake.monotonic, sleep=fake.sleep)
     assert r.intact and r.bytes == total > 2_000_000
     assert fake.sleeps, "the throttle never slept"
@@ -184,7 +184,7 @@ def test_read_rate_cap_with_a_fake_clock(small_archive) -> None:  # type: ignore
     assert rate >= cap * 0.5, f"{rate:.0f} B/s: throttled far below the cap"
 
     free = FakeTime()
-    r = run_audit(small_archive.sessions, small_archive.location_map(), "all", clock=utc_now, new_id=new_urn,
+    r = run_audit(small_archive.engine, small_archive.location_map(), "all", clock=utc_now, new_id=new_urn,
                   policy=AuditPolicy(max_bytes_per_s=None), monotonic=free.monotonic, sleep=free.sleep)
     assert r.intact and r.bytes == total and free.sleeps == [] and free.t == 0.0
 
@@ -193,7 +193,7 @@ def test_read_rate_cap_in_real_time(small_archive) -> None:  # type: ignore[no-u
     cap = 1e6
     total = _stored_bytes(small_archive)
     t = time.monotonic()
-    r = run_audit(small_archive.sessions, small_archive.location_map(), "all", clock=utc_now, new_id=new_urn,
+    r = run_audit(small_archive.engine, small_archive.location_map(), "all", clock=utc_now, new_id=new_urn,
                   policy=AuditPolicy(max_bytes_per_s=cap))
     elapsed = time.monotonic() - t
     assert r.intact and r.bytes == total
@@ -344,7 +344,7 @@ def test_report_tick_writes_holdings_and_coverage(archive, tmp_path: Path,  # ty
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     victim.write_bytes(bytes(data))
     clock.t = later
-    res = run_audit(archive.sessions, archive.location_map(), "all", clock=clock, new_id=new_urn)
+    res = run_audit(archive.engine, archive.location_map(), "all", clock=clock, new_id=new_urn)
     assert not res.intact and len(res.failed) == 1
     r = report(later)
     assert r["replicas_by_state"] == {"ok": 3, "corrupt": 1} and r["open_incidents"] == 1
