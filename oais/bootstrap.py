@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -143,8 +143,7 @@ def open_archive(settings: Settings, *, check_schema: bool = True) -> Archive:
             raise CatalogOutOfDate(
                 f"the catalog at {engine.url.render_as_string(hide_password=True)} is at revision "
                 f"{current or 'none'}, this software needs {head}: run 'oais db upgrade'")
-    return Archive(settings=settings, engine=engine,
-                   locations=make_locations(settings))
+    return Archive(settings=settings, engine=engine, locations=make_locations(settings))
 
 
 def init_archive(home: str | Path | None = None) -> tuple[Settings, bool]:
