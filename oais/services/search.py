@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from oais.catalog import models as m
+from oais.catalog import tables as t
 from oais.services.access import visible_filter
 
 H = m.FitsHeader
@@ -254,8 +255,8 @@ def _version_conditions(c: SearchCriteria, user: str | None, groups: Collection[
 
 
 # -- the totals ------------------------------------------------------------------------------
-_FILES: Table = m.Base.metadata.tables["files"]
-_HEADERS: Table = m.Base.metadata.tables["fits_headers"]
+_FILES: Table = t.files
+_HEADERS: Table = t.fits_headers
 
 
 def _totals(session: Session, c: SearchCriteria, header: list[ColumnElement[bool]],
