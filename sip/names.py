@@ -18,22 +18,35 @@ def is_system_junk(relpath: str) -> bool:
     parts = PurePosixPath(relpath).parts
     if any(p in JUNK_FOLDERS for p in parts[:-1]):
         return True
-    name = parts[-1]
-    return name in JUNK_NAMES or (name.startswith("._") and len(name) > 2)
+    return is_junk_name(parts[-1])
 
 
 def unsafe_reason(relpath: str) -> str | None:
-    """Why a name is unsafe to keep as is (portable across file systems and tools), or None."""
+    """Why a name is unsafe to keep as is (portable across file systems and tools), or None: the
+    reason of its first unsafe component."""
     for part in PurePosixPath(relpath).parts:
-        if _UNSAFE_CHARS.search(part):
-            return f"control or reserved character in {part!r}"
-        if part != part.strip() or part.endswith("."):
-            return f"leading/trailing space or trailing dot in {part!r}"
-        if part.startswith("-"):
-            return f"name starting with '-' in {part!r}"
-        if len(part.encode("utf-8")) > 255:
-            return "a name longer than 255 bytes"
+        why = part_reason(part)
+        if why:
+            return why
     return None
+
+
+def part_reason(part: str) -> str | None:
+    """Why one component of a name (no ``/``) is unsafe to keep as is, or None."""
+    if _UNSAFE_CHARS.search(part):
+        return f"control or reserved character in {part!r}"
+    if part != part.strip() or part.endswith("."):
+        return f"leading/trailing space or trailing dot in {part!r}"
+    if part.startswith("-"):
+        return f"name starting with '-' in {part!r}"
+    if len(part.encode("utf-8")) > 255:
+        return "a name longer than 255 bytes"
+    return None
+
+
+def is_junk_name(name: str) -> bool:
+    """A file name (last component) that is operating-system litter by itself (see ``is_system_junk``)."""
+    return name in JUNK_NAMES or (name.startswith("._") and len(name) > 2)
 
 
 def safe_name(relpath: str) -> str:

@@ -157,6 +157,22 @@ def safe_member_path(name: str, limits: Limits = Limits()) -> PurePosixPath | Is
 _safe_member_path = safe_member_path  # the earlier private name
 
 
+def child_member_path(folder: PurePosixPath, folder_bytes: int, name: str, limits: Limits,
+                      rel_name: str) -> PurePosixPath | None:
+    """``safe_member_path(rel_name)`` for a name listed in a folder already found safe (``folder``,
+    whose ``/``-joined path is ``folder_bytes`` long in UTF-8; ``rel_name`` is the entry's whole
+    path), checking only what the entry adds: the same path when it is safe, None when
+    ``safe_member_path`` must decide (and say why)."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+    if (name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name or size > limits.max_name_bytes
+            or (folder_bytes + 1 if folder_bytes else 0) + size > limits.max_path_bytes or _DRIVE.match(rel_name)):
+        return None
+    return folder / name
+
+
 def name_warnings(rel: PurePosixPath) -> list[Issue]:
     """SIP-W002 for operating-system junk, else SIP-W001 for a legal but unsafe name (the rules of
     ``sip.names``, shared with describing and mending): kept as delivered, reported, mendable later."""
@@ -190,9 +206,12 @@ class _Names:
         self.seen: dict[str, tuple[str, bool]] = {}
         self.reported: set[tuple[str, str]] = set()
 
-    def add(self, rel: PurePosixPath, is_dir: bool) -> Issue | None:
+    def add(self, rel: PurePosixPath, is_dir: bool, *, parents_known: bool = False) -> Issue | None:
+        """SIP-E009 if ``rel`` (or one of its parent folders) collides with a path added before.
+        ``parents_known``: its parent folder was added before without a collision, so every parent
+        is known as that very folder and only the last component is checked."""
         parts = rel.parts
-        for i in range(1, len(parts) + 1):
+        for i in range(len(parts) if parents_known else 1, len(parts) + 1):
             path = "/".join(parts[:i])
             folder = is_dir or i < len(parts)
             key = _collision_key(path)

@@ -38,10 +38,12 @@ from sip.receive_common import (
     _too_many,
     _write,
     _WriteFailed,
+    child_member_path,
     name_warnings,
     safe_member_path,
     shown,
 )
+from sip.names import JUNK_FOLDERS, is_junk_name, part_reason
 
 
 COPY_THREADS = 4  # more than the 2 cores: hashing goes on while a thread waits for the disk
@@ -49,6 +51,7 @@ BATCH_FILES = 128  # files per batch at most (a folder of the 20,000-file worklo
 BATCH_BYTES = 16 << 20  # ... and about this many bytes: large files are taken one by one
 
 _Planned = tuple[PurePosixPath, str, os.stat_result]  # (staged path, source path, lstat of the source)
+_Folder = tuple[str, PurePosixPath, int, bool, bool]  # a folder to list (see _copy_tree)
 
 
 def _batches(regular: Sequence[_Planned]) -> Iterator[list[_Planned]]:
@@ -82,9 +85,12 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
     names = _Names()
     plan: list[_Planned] = []
     declared = members = 0
-    stack: list[tuple[str, PurePosixPath]] = [(str(source), PurePosixPath())]
+    # each folder to list: (its path, its path in the delivery, that path's length in UTF-8, whether it
+    # was added to ``names`` without a collision, whether its own path gives no name warning)
+    stack: list[_Folder] = [(str(source), PurePosixPath(), 0, True, True)]
     while stack:
-        folder, rel_folder = stack.pop()
+        folder, rel_folder, folder_bytes, clean, plain = stack.pop()
+        folder_name = rel_folder.as_posix() + "/" if folder_bytes else ""
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -92,13 +98,16 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
             issues.append(error(IssueCode.UNREADABLE_FILE, f"cannot list folder: {exc.strerror}",
                                 shown(rel_folder.as_posix())))
             continue
-        subfolders = []
+        subfolders: list[_Folder] = []
         for entry in entries:
             members += 1
             if members > limits.max_files:
                 raise DeliveryRefused(issues + [_too_many(limits, where)])
-            rel_name = (rel_folder / entry.name).as_posix()
-            rel = safe_member_path(rel_name, limits)
+            name = entry.name
+            rel_name = folder_name + name
+            # the entry's own checks when its folder is known safe (the same results, see the tests)
+            fast = child_member_path(rel_folder, folder_bytes, name, limits, rel_name)
+            rel = fast if fast is not None else safe_member_path(rel_name, limits)
             if isinstance(rel, Issue):
                 issues.append(rel)
                 continue
@@ -119,13 +128,16 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
                                     f"{_special_kind(st.st_mode)}: never opened", shown(rel_name)))
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            collision = names.add(rel, is_dir)
+            collision = names.add(rel, is_dir, parents_known=clean)
             if collision:
                 issues.append(collision)
-            warnings.extend(name_warnings(rel))
+            name_plain = plain and not is_junk_name(name) and part_reason(name) is None
+            if not name_plain:
+                warnings.extend(name_warnings(rel))
             plan.append((rel, entry.path, st))
             if is_dir:
-                subfolders.append((entry.path, rel))
+                subfolders.append((entry.path, rel, len(rel_name.encode("utf-8")), clean and collision is None,
+                                   plain and name not in JUNK_FOLDERS and part_reason(name) is None))
             else:
                 declared += st.st_size
         stack.extend(reversed(subfolders))
