@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from oais.domain.fixity import Fixity, is_hex_digest
+from oais.domain.jsontext import indented_json
 from oais.domain.package import ContentFile
 
 OCFL_VERSION = "1.1"
@@ -122,69 +123,14 @@ def storage_root_files() -> dict[str, bytes]:
 # --------------------------------------------------------------------------- small helpers
 
 
-class _LeftToJsonDumps(Exception):
-    """Raised by ``canonical_json``'s writer on a value it does not write itself (``json.dumps`` does)."""
-
-
 def canonical_json(value: Any) -> bytes:
     """Deterministic UTF-8 JSON: sorted keys, 2-space indent, no ASCII escaping, trailing newline.
 
     The text is exactly ``json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False,
-    separators=(",", ": "))``. With an indent, ``json.dumps`` runs its pure-Python encoder, a
-    generator per list and dict, slow for the inventory of a delivery of 20,000 files. The values
-    an inventory holds (dicts with string keys, lists, tuples, strings, integers, booleans, None)
-    are written here in the same layout, with dict items sorted the same way and strings escaped
-    by the same function (``json.encoder.encode_basestring``, written in C). Any other value (a
-    float, a non-string key, another type) or a nesting more than 64 levels deep (a list or dict
-    holding itself included) stops this writer, and the text is left to ``json.dumps``, its
-    result or error being the reference.
+    separators=(",", ": "))``, written by ``oais.domain.jsontext.indented_json`` (with an indent,
+    ``json.dumps`` runs its pure-Python encoder, slow for the inventory of a delivery of 20,000 files).
     """
-    encode_string = json.encoder.encode_basestring
-
-    def text(item: Any, newline: str) -> str:
-        """``item`` at the indent level of ``newline`` (a line break and the level's indent).
-
-        Containers are tested first, being the common case here; no value is of two of these
-        types (bool, a subclass of int, is told apart before int, as ``json.dumps`` does).
-        """
-        if isinstance(item, (list, tuple)):
-            if not item:
-                return "[]"
-            if len(newline) > 1 + 2 * 64:
-                raise _LeftToJsonDumps
-            inner = newline + "  "
-            parts = [encode_string(v) if isinstance(v, str) else text(v, inner) for v in item]
-            return f"[{inner}{(',' + inner).join(parts)}{newline}]"
-        if isinstance(item, dict):
-            if not item:
-                return "{}"
-            if len(newline) > 1 + 2 * 64:
-                raise _LeftToJsonDumps
-            pairs = list(item.items())
-            if not all(isinstance(key, str) for key, _ in pairs):
-                raise _LeftToJsonDumps
-            pairs.sort()  # as json.dumps sorts them; the keys all differ, so values are never compared
-            inner = newline + "  "
-            parts = [f"{encode_string(key)}: {encode_string(v) if isinstance(v, str) else text(v, inner)}"
-                     for key, v in pairs]
-            return f"{{{inner}{(',' + inner).join(parts)}{newline}}}"
-        if isinstance(item, str):
-            return encode_string(item)
-        if item is None:
-            return "null"
-        if item is True:
-            return "true"
-        if item is False:
-            return "false"
-        if isinstance(item, int):
-            return int.__repr__(item)
-        raise _LeftToJsonDumps
-
-    try:
-        result = text(value, "\n")
-    except (_LeftToJsonDumps, RecursionError):
-        result = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, separators=(",", ": "))
-    return (result + "\n").encode("utf-8")
+    return (indented_json(value, sort_keys=True) + "\n").encode("utf-8")
 
 
 def sidecar_for(inventory_bytes: bytes) -> bytes:

@@ -64,8 +64,11 @@ class ProgressBar:
 
 
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    """``data`` as ``json.dump(data, indent=2, ensure_ascii=False, default=str)`` prints it, written
+    faster (``indented_json``: the ``--json`` result of an ingest of 20,000 files lists 20,000 warnings)."""
+    from oais.domain.jsontext import indented_json
+
+    sys.stdout.write(indented_json(data, default=str) + "\n")
 
 
 def _open(args: argparse.Namespace) -> Any:

@@ -1,19 +1,14 @@
-"""PREMIS file objects and METS file elements made by copying a prebuilt one, and canonical_json's own
-writer: every file still gets its own texts and attributes, escaped as before, and the JSON text is
-that of ``json.dumps``."""
+"""PREMIS file objects and METS file elements made by copying a prebuilt one: every file still gets
+its own texts and attributes, escaped as before. (canonical_json's writer: ``test_jsontext.py``.)"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
-from typing import Any
 
-import pytest
 from lxml import etree
 
 from aip.mets import build_mets, file_id
-from aip.ocfl import canonical_json
 from aip.premis import build_premis
 from aip.xmltext import xml_text
 from oais.domain.fixity import Fixity
@@ -106,35 +101,3 @@ def test_copied_mets_file_elements_keep_attribute_order_and_escaping() -> None:
     assert b'xlink:href="representations/original/data/ctl%01%1F.fits"' in data
     assert [p.get("FILEID") for p in root.iter(f"{M}fptr")] == [
         file_id(f.path) for f in sorted(same_format_files(), key=lambda f: f.path)]
-
-
-def deep(levels: int) -> list[Any]:
-    top: list[Any] = []
-    current = top
-    for _ in range(levels):
-        current.append([])
-        current = current[0]
-    return top
-
-
-@pytest.mark.parametrize("value", [
-    {}, [], (), "", None, True, False, 0, -7, 10**40,
-    {"b": [1, True, None, "é\u2028\"\\/\x00\x1f"], "a": {"z": [], "y": {}, "x": ("t",)}},
-    {"manifest": {"ab": ["v1/content/a b.txt"], "aa": ["v1/content/x", "v1/content/y"]}, "head": "v1"},
-    {"f": 1.5, "n": float("nan")}, {1: "int key", 2: "x"}, {"a": {2.5: 1, 3: 2}, "b": {True: 1, False: 0}},
-    deep(64), deep(65), deep(300),
-])
-def test_canonical_json_is_the_text_of_json_dumps(value: Any) -> None:
-    expected = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, separators=(",", ": "))
-    assert canonical_json(value) == (expected + "\n").encode("utf-8")
-
-
-def test_canonical_json_errors_are_those_of_json_dumps() -> None:
-    circular: list[Any] = []
-    circular.append(circular)
-    with pytest.raises(ValueError, match="Circular reference"):
-        canonical_json(circular)
-    with pytest.raises(TypeError):
-        canonical_json({"a": 1, 1: "b"})  # keys json.dumps cannot sort
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        canonical_json({"a": object()})
