@@ -38,6 +38,28 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+_FS_IOC_FIEMAP = 0xC020660B
+_EXTENT_DELALLOC = 0x4  # FIEMAP_EXTENT_DELALLOC: written to memory, no place on the disk yet
+
+
+def delayed_extents(path: Path) -> int | None:
+    """How many of the file's extents wait for the disk (delayed allocation: the kernel gives them a
+    place on the disk only when it writes them out), from the FIEMAP ioctl; None if it is refused."""
+    import fcntl
+    import struct
+
+    count = 512
+    request = bytearray(struct.pack("=QQLLLL", 0, 2**64 - 1, 0, 0, count, 0) + bytes(56 * count))
+    try:
+        with open(path, "rb") as f:
+            fcntl.ioctl(f.fileno(), _FS_IOC_FIEMAP, request)
+    except OSError:
+        return None
+    mapped = struct.unpack_from("=L", request, 20)[0]
+    flags = [struct.unpack_from("=L", request, 32 + 56 * i + 40)[0] for i in range(mapped)]
+    return sum(1 for f in flags if f & _EXTENT_DELALLOC)
+
+
 def corpus(*parts: str) -> Path:
     path = SHARED.joinpath("corpora", *parts)
     if not path.exists():

@@ -74,3 +74,29 @@ def test_a_write_error_is_raised_not_hidden(tmp_path: Path) -> None:
     with open(tmp_path / "a", "rb", buffering=0) as s, open(tmp_path / "a", "rb", buffering=0) as not_writable:
         with pytest.raises(OSError):
             fileio.copy_data(s.fileno(), not_writable.fileno())
+
+
+@pytest.mark.parametrize("how", ["copy_data", "start_writeback"])
+def test_large_writes_go_to_the_disk_without_waiting_for_a_flush(tmp_path: Path, how: str) -> None:
+    """A copy's bytes are handed to the disk as they are written (``sync_file_range``), not left in
+    memory until the final flush: right after the copy, no extent of the file is still waiting for
+    its place on the disk, whereas the same bytes merely written wait (delayed allocation), as the
+    kernel keeps new dirty pages up to 30 s and this file is far below its writeback threshold."""
+    from tests.conftest import delayed_extents, unavailable
+
+    if fileio._sync_file_range() is None:
+        unavailable("no sync_file_range here (Linux only)")
+    size = 4 * fileio.WRITEBACK_CHUNK
+    data = os.urandom(size)
+    (tmp_path / "a").write_bytes(data)
+    waiting = delayed_extents(tmp_path / "a")
+    if not waiting:
+        unavailable(f"the file system of {tmp_path} shows no delayed allocation through FIEMAP")
+    if how == "copy_data":
+        _copy(tmp_path / "a", tmp_path / "b")
+    else:
+        with open(tmp_path / "b", "xb", buffering=0) as f:
+            f.write(data)
+            fileio.start_writeback(f.fileno(), 0, size)
+    assert delayed_extents(tmp_path / "b") == 0
+    assert (tmp_path / "b").read_bytes() == data

@@ -49,3 +49,25 @@ def test_staged_digests_equal_a_fresh_read(folder: Path, tmp_path: Path, form: s
     delivered = sorted(digest_file(p).sha512 for p in folder.rglob("*") if p.is_file())
     assert sorted(f.sha512 for f in staged.digests.values()) == delivered  # bit for bit what was delivered
 
+
+
+def test_a_large_staged_file_is_handed_to_the_disk_as_it_is_written(tmp_path: Path) -> None:
+    """Staging starts the disk's writing of a large file every WRITEBACK_CHUNK bytes (the flush that
+    makes the AIP durable then finds little left to write): right after staging, no extent of the
+    staged copy waits for its place on the disk, while the delivered file, merely written, does."""
+    from oais.formats.fileio import WRITEBACK_CHUNK, _sync_file_range
+    from tests.conftest import delayed_extents, unavailable
+
+    if _sync_file_range() is None:
+        unavailable("no sync_file_range here (Linux only)")
+    source = tmp_path / "delivery"
+    source.mkdir()
+    data = __import__("os").urandom(3 * WRITEBACK_CHUNK)
+    (source / "big.bin").write_bytes(data)
+    if not delayed_extents(source / "big.bin"):
+        unavailable(f"the file system of {tmp_path} shows no delayed allocation through FIEMAP")
+    staged = stage_delivery(source, tmp_path / "staged")
+    copy = staged.root / "big.bin"
+    assert delayed_extents(copy) == 0
+    assert copy.read_bytes() == data
+    assert staged.digests[copy] == digest_file(source / "big.bin")
