@@ -12,8 +12,11 @@ are the sources' own below their common folder, so the copies keep the delivery'
 link to the source when ``adopt`` allows it (the same rule as ``stage``'s), else a copy made by the
 kernel (``sendfile``). Meanwhile ``FOLDER/progress`` holds the bytes copied (or linked) so far, a
 decimal number rewritten in place at most ten times a second and once at the end of the copying.
-It then re-reads every copy on two threads and checks it against its sha256, and, with ``fsync``,
-flushes the location's file system. It ends by writing ``result.json`` (under a temporary name,
+Every copy is re-read on two threads and checked against its sha256: a copy of ``EARLY_CHECK``
+bytes or more as soon as it is written, while the next ones are (copying a large file waits for the
+disk, which ``copy_data`` sets writing as it goes, so the re-reading fills the wait), the others
+once all are written (re-reading small files beside the copying would hold up its many system calls
+on the interpreter lock, see below). Then, with ``fsync``, it flushes the location's file system. It ends by writing ``result.json`` (under a temporary name,
 then renamed): ``{"ok": true, "count": n}``, or ``{"ok": false, "error": "..."}`` naming the first
 file that failed and why. Nothing else is written.
 
@@ -31,10 +34,11 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 VERIFY_THREADS = 2
+EARLY_CHECK = 8 << 20  # a copy at least this large is re-read as soon as it is written
 
 
 def run(folder: Path) -> dict[str, object]:
@@ -49,22 +53,6 @@ def run(folder: Path) -> dict[str, object]:
     out.mkdir()
     made = {""}
     targets: list[Path] = []
-    with _Progress(folder / "progress") as copied:
-        for source, rel, _sha256, size in files:
-            target = out / rel
-            try:
-                parent = os.path.dirname(rel)
-                if parent not in made:
-                    os.makedirs(out / parent, exist_ok=True)
-                    made.add(parent)
-                if job["adopt"] and _adopt(Path(source), target):
-                    copied(size)
-                else:
-                    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
-                        copy_data(src.fileno(), dst.fileno(), copied)
-            except OSError as exc:
-                return {"ok": False, "error": f"cannot copy {source}: {exc.strerror or exc}"}
-            targets.append(target)
 
     def check(i: int) -> str | None:
         source, _rel, expected, _size = files[i]
@@ -78,7 +66,31 @@ def run(folder: Path) -> dict[str, object]:
         return None
 
     with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify-ahead") as pool:
-        for problem in pool.map(check, range(len(files))):
+        early: dict[int, Future[str | None]] = {}  # large copies, re-read while the next ones are written
+        with _Progress(folder / "progress") as copied:
+            for i, (source, rel, _sha256, size) in enumerate(files):
+                target = out / rel
+                try:
+                    parent = os.path.dirname(rel)
+                    if parent not in made:
+                        os.makedirs(out / parent, exist_ok=True)
+                        made.add(parent)
+                    if job["adopt"] and _adopt(Path(source), target):
+                        copied(size)
+                    else:
+                        with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+                            copy_data(src.fileno(), dst.fileno(), copied)
+                except OSError as exc:
+                    for future in early.values():
+                        future.cancel()
+                    return {"ok": False, "error": f"cannot copy {source}: {exc.strerror or exc}"}
+                targets.append(target)
+                if size >= EARLY_CHECK:
+                    early[i] = pool.submit(check, i)
+        rest = [i for i in range(len(files)) if i not in early]
+        checked = dict(zip(rest, pool.map(check, rest)))
+        for i in range(len(files)):  # the first failure in the order of the files
+            problem = early[i].result() if i in early else checked[i]
             if problem is not None:
                 return {"ok": False, "error": problem}
     if job["fsync"]:

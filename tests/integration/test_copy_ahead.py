@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 from collections.abc import Iterable
@@ -323,3 +324,67 @@ def test_the_copying_process_imports_nothing_from_the_current_folder(store: Loca
     copies.close()
     obj.abort()
     assert not marker.exists()
+
+
+def _job(folder: Path, files: list[tuple[Path, bytes]], digests: dict[str, str] | None = None) -> None:
+    folder.mkdir()
+    rows = [[str(path), path.name, (digests or {}).get(path.name, hashlib.sha256(data).hexdigest()), len(data)]
+            for path, data in files]
+    (folder / "job.json").write_text(json.dumps({"files": rows, "adopt": False, "fsync": False}))
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> list[tuple[Path, bytes]]:
+    """Large and small files, in this order: big1, small1, big2, small2."""
+    from oais.storage.copy_ahead import EARLY_CHECK
+
+    out = []
+    for name, size in (("big1", EARLY_CHECK + 1), ("small1", 1000), ("big2", EARLY_CHECK), ("small2", 10)):
+        data = os.urandom(size)
+        (tmp_path / name).write_bytes(data)
+        out.append((tmp_path / name, data))
+    return out
+
+
+def test_a_large_copy_is_re_read_while_the_next_ones_are_written(tmp_path: Path, mixed: list[tuple[Path, bytes]],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-reading of a large copy does not wait for the whole job to be copied: the last file is
+    copied only once the first large copy is being re-read (it would wait 10 s for it otherwise)."""
+    import threading
+
+    from oais.formats import digest, fileio
+    from oais.storage.copy_ahead import run
+
+    reading_big1 = threading.Event()
+    seen_before_last: list[bool] = []
+    read, copy = digest.read_digest, fileio.copy_data
+
+    def read_digest(path: Path, algorithm: str = "sha512") -> tuple[int, str]:
+        if Path(path).name == "big1":
+            reading_big1.set()
+        return read(path, algorithm)
+
+    def copy_data(src: int, dst: int, progress: object = None) -> int:
+        if os.fstat(src).st_size == 10:  # small2, the last
+            seen_before_last.append(reading_big1.wait(10))
+        return copy(src, dst, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digest, "read_digest", read_digest)
+    monkeypatch.setattr(fileio, "copy_data", copy_data)
+    _job(tmp_path / "job", mixed)
+    assert run(tmp_path / "job") == {"ok": True, "count": 4}
+    assert seen_before_last == [True]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "job" / "files").iterdir()} == {
+        path.name: data for path, data in mixed}
+
+
+@pytest.mark.parametrize(("wrong", "named"), [(["big2", "small2"], "big2"), (["small1", "big2"], "small1"),
+                                               (["small2"], "small2"), (["big1"], "big1")])
+def test_the_first_copy_that_does_not_match_in_the_job_order_is_named(
+        tmp_path: Path, mixed: list[tuple[Path, bytes]], wrong: list[str], named: str) -> None:
+    from oais.storage.copy_ahead import run
+
+    _job(tmp_path / "job", mixed, {name: "0" * 64 for name in wrong})
+    result = run(tmp_path / "job")
+    assert result["ok"] is False
+    assert f"the copy of {tmp_path / named} does not match after writing" in str(result["error"])
