@@ -16,9 +16,10 @@ Every copy is re-read on two threads and checked against its sha256: a copy of `
 bytes or more as soon as it is written, while the next ones are (copying a large file waits for the
 disk, which ``copy_data`` sets writing as it goes, so the re-reading fills the wait), the others
 once all are written (re-reading small files beside the copying would hold up its many system calls
-on the interpreter lock, see below). Then, with ``fsync``, it flushes the location's file system. It ends by writing ``result.json`` (under a temporary name,
-then renamed): ``{"ok": true, "count": n}``, or ``{"ok": false, "error": "..."}`` naming the first
-file that failed and why. Nothing else is written.
+on the interpreter lock, see below). Then, with ``fsync``, it flushes the location's file system.
+It ends by writing ``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count":
+n}``, or ``{"ok": false, "error": "..."}`` naming the first file that failed (in the order of the
+files) and why. Nothing else is written.
 
 It is a process of its own, not a thread, because the ingest's main thread is busy in Python all
 that time (identifying formats, building PREMIS): a thread of the same interpreter waits up to the
