@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -364,10 +364,10 @@ def test_a_large_copy_is_re_read_while_the_next_ones_are_written(tmp_path: Path,
             reading_big1.set()
         return read(path, algorithm)
 
-    def copy_data(src: int, dst: int, progress: object = None) -> int:
+    def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None) -> int:
         if os.fstat(src).st_size == 10:  # small2, the last
             seen_before_last.append(reading_big1.wait(10))
-        return copy(src, dst, progress)  # type: ignore[arg-type]
+        return copy(src, dst, progress)
 
     monkeypatch.setattr(digest, "read_digest", read_digest)
     monkeypatch.setattr(fileio, "copy_data", copy_data)
