@@ -21,6 +21,7 @@ import errno
 import os
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 COPY_CHUNK = 8 << 20  # bytes per sendfile call: progress is reported at least this often
 _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
@@ -29,9 +30,9 @@ _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, err
 WRITEBACK_CHUNK = 8 << 20  # a written file's bytes are handed to the disk this many at a time
 
 
-@cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """libc's ``sync_file_range`` (Linux), or None where there is none."""
+def linux_libc_function(name: str, argtypes: list[Any]) -> Callable[..., int] | None:
+    """libc's function ``name`` (Linux), taking ``argtypes`` and returning a C int (errno kept for
+    ``ctypes.get_errno``), or None where there is none."""
     import ctypes
     import ctypes.util
     import sys
@@ -39,12 +40,21 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).sync_file_range
+        found = getattr(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
+    found.argtypes = argtypes
+    found.restype = ctypes.c_int
+    fn: Callable[..., int] = found
     return fn
+
+
+@cache
+def _sync_file_range() -> Callable[..., int] | None:
+    """libc's ``sync_file_range`` (Linux), or None where there is none."""
+    import ctypes
+
+    return linux_libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import subprocess
 
 from oais.formats.digest import read_digest
-from oais.formats.fileio import copy_data
+from oais.formats.fileio import copy_data, linux_libc_function
 from oais.storage.base import Entry, ObjectExists, PreparedCopies, ProgressFn, SourceFile, StorageError
 
 BUFFER = 1 << 20
@@ -69,19 +69,8 @@ def _fsync_dir(path: Path) -> None:
 def _syncfs() -> Callable[[int], int] | None:
     """libc's ``syncfs(fd)`` (Linux), or None where there is none."""
     import ctypes
-    import ctypes.util
-    import sys
 
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
+    return linux_libc_function("syncfs", [ctypes.c_int])
 
 
 def _sync_tree(top: Path, files: list[Path]) -> None:
