@@ -16,13 +16,14 @@ nothing reads the clock or generates ids. ``METS.xml`` and the PREMIS file itsel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 
 from lxml import etree
 
-from aip.xmltext import xml_attrs, xml_text
+from aip.xmltext import NOT_XML_CHARS, xml_attrs, xml_text
 
 from oais.domain.fixity import Fixity
 from oais.domain.package import AipVersionDescription, ContentFile
@@ -54,69 +55,124 @@ def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: st
     return element
 
 
-def _copy(template: etree._Element) -> etree._Element:
-    """A copy of ``template`` with its whole subtree, made by libxml2.
+_SPLICE = "oais-splice-"  # comments marking where parts written as text go (see _Templates)
+_SLOT = "\U000f0000{}\U000f0001"  # placeholders for the texts proper to each copy (private use)
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_NOT_AS_IS = re.compile(f"[&<>\r{NOT_XML_CHARS}]")  # what xml_text or the escaping would change
 
-    lxml's ``__copy__`` of an element is a deep copy (``copy.deepcopy`` calls it too); it is called
-    directly because ``copy.copy`` would only add its own lookup, which shows at 100,000 copies.
-    """
-    return template.__copy__()
+
+def _escaped(value: str) -> str:
+    """``value`` as libxml2 writes element text: ``xml_text``, then ``&``, ``<``, ``>`` and carriage
+    returns escaped (a tab or a newline is written as it is)."""
+    return value if _NOT_AS_IS.search(value) is None else xml_text(value).translate(_ESCAPES)
+
+
+def _serialised(element: etree._Element, depth: int, slots: int) -> list[str]:
+    """The text libxml2 writes for ``element`` at ``depth`` in the document (the root is at 0),
+    pretty-printed, its last newline included, cut at the placeholders ``_SLOT.format(i)`` set in
+    it for ``i`` in ``range(slots)``: ``slots + 1`` pieces, in the order of the placeholders."""
+    root = etree.Element(_q("premis"), nsmap=_NSMAP)
+    parent = root
+    for _ in range(depth - 1):
+        parent = etree.SubElement(parent, _q("x"))
+    parent.append(etree.Comment("a"))
+    parent.append(element)
+    parent.append(etree.Comment("b"))
+    text = etree.tostring(root, encoding="unicode", pretty_print=True)
+    start = text.index("<!--a-->\n") + len("<!--a-->\n")
+    text = text[start:text.rindex("\n", 0, text.index("<!--b-->")) + 1]
+    pieces = [text]
+    for i in range(slots):
+        head, *rest = pieces[-1].split(_SLOT.format(i))
+        if len(rest) != 1:  # a placeholder found in a text of the element itself: never with real values
+            raise ValueError(f"PREMIS template: placeholder {i} found {len(rest)} times")
+        pieces[-1:] = [head, rest[0]]
+    return pieces
 
 
 class _Templates:
-    """Prebuilt subtrees of one document, copied instead of being built element by element.
+    """The parts of one document that repeat: written as text from a serialised template.
 
     A document of 20,000 files holds about 700,000 elements, nearly all in the file objects and in
     the identifier lists of the intellectual entity and of the events, which repeat the same shape
-    with a few different texts. Each shape is built once, by the same functions as the rest of the
-    document, under a scratch root with the document's namespace map; each occurrence is a copy of
-    it whose varying texts are then set (through ``xml_text``, as ``_sub`` does). Copying a subtree
-    is done by libxml2, several times faster than creating its elements from Python, and the copy
-    is the same tree: same elements, attributes, texts and namespaces (lxml drops the copy's own
-    namespace declarations when it is appended, the document root declaring the same ones), so
-    the bytes written are the same. Templates belong to one document: nothing is shared between
-    calls (or threads).
+    with a few different texts. Each shape is built once as elements, by the same functions as the
+    rest of the document, with placeholders where its texts vary, and serialised by libxml2 at the
+    depth where it goes (``_serialised``). Each occurrence is that text with its own texts put in
+    place of the placeholders, escaped as libxml2 escapes element text (``_escaped``). The document
+    itself is built as elements with a comment where each run of such parts goes (``splice``), and
+    the serialised document has each comment's line replaced by the parts' text (``spliced``). The
+    bytes are those libxml2 writes for the same tree built element by element
+    (``tests/unit/test_premis_speedup.py`` compares them), about five times sooner for 20,000 files.
+    Templates belong to one document: nothing is shared between calls (or threads).
     """
 
     def __init__(self, aip_id: str) -> None:
         self._aip_id = aip_id
         self._scratch = etree.Element(_q("premis"), nsmap=_NSMAP)
-        self._identifiers: dict[tuple[str, str], etree._Element] = {}
-        self._files: dict[tuple[str | None, str | None, str | None, bool], etree._Element] = {}
+        self._identifiers: dict[tuple[str, str, int], list[str]] = {}
+        self._files: dict[tuple[str | None, str | None, str | None, bool], list[str]] = {}
+        self._parts: list[list[str]] = []
 
-    def identifiers(self, parent: etree._Element, name: str, related: Iterable[tuple[str, str]]) -> None:
-        """Append one ``<name>`` per (type, value) pair of ``related``, holding ``<name>Type`` and
-        ``<name>Value`` with these texts."""
+    def splice(self, parent: etree._Element) -> list[str]:
+        """A list for the text of parts that go at the end of ``parent`` (so far)."""
+        parent.append(etree.Comment(f"{_SPLICE}{len(self._parts)}"))
+        self._parts.append([])
+        return self._parts[-1]
+
+    def identifiers(self, parent: etree._Element, depth: int, name: str,
+                    related: Iterable[tuple[str, str]]) -> None:
+        """Append to ``parent``, at ``depth``, one ``<name>`` per (type, value) pair of ``related``,
+        holding ``<name>Type`` and ``<name>Value`` with these texts."""
+        out = self.splice(parent)
         for kind, value in related:
-            template = self._identifiers.get((name, kind))
-            if template is None:
+            pieces = self._identifiers.get((name, kind, depth))
+            if pieces is None:
                 template = _sub(self._scratch, name)
                 _sub(template, f"{name}Type", kind)
-                _sub(template, f"{name}Value", "")
-                self._identifiers[(name, kind)] = template
-            element = _copy(template)
-            element[1].text = xml_text(value)
-            parent.append(element)
+                _sub(template, f"{name}Value", _SLOT.format(0))
+                pieces = self._identifiers[(name, kind, depth)] = _serialised(template, depth, 1)
+            out += (pieces[0], _escaped(value), pieces[1])
 
-    def file(self, root: etree._Element, f: ContentFile) -> None:
-        """Append the file object of ``f``: a copy of the first one built for the same format values
-        and presence of an original name, with the texts proper to ``f`` (identifier, digests, size,
-        original name) set in place of that file's."""
-        key = (f.format_name, f.puid, f.mime, f.original_name is None)
-        template = self._files.get(key)
-        if template is None:
-            template = self._files[key] = _file(self._scratch, self, self._aip_id, f)
-        obj = _copy(template)
+    def files(self, root: etree._Element, files: Iterable[ContentFile]) -> None:
+        """Append the file object of each file to ``root``: the text of the first one built for the
+        same format values and presence of an original name, with the texts proper to the file
+        (identifier, digests, size, original name) in place of that file's."""
+        out = self.splice(root)
+        for f in files:
+            key = (f.format_name, f.puid, f.mime, f.original_name is None)
+            pieces = self._files.get(key)
+            if pieces is None:
+                pieces = self._files[key] = self._file_template(f)
+            out += (pieces[0], _escaped(file_object_id(self._aip_id, f.path)), pieces[1],  # (Fixity's
+                    f.fixity.sha256, pieces[2], f.fixity.sha512, pieces[3], str(f.size), pieces[4])  # are hex)
+            if f.original_name is not None:
+                out += (_escaped(f.original_name), pieces[5])
+
+    def _file_template(self, f: ContentFile) -> list[str]:
+        obj = _file(self._scratch, self._aip_id, f)
         # Positions as _file builds them: objectIdentifier, objectCharacteristics, [originalName].
         identifier, characteristics = obj[0], obj[1]
-        identifier[1].text = xml_text(file_object_id(self._aip_id, f.path))
+        identifier[1].text = _SLOT.format(0)
         # objectCharacteristics: compositionLevel, fixity (sha256), fixity (sha512), size, format.
-        characteristics[1][1].text = xml_text(f.fixity.sha256)
-        characteristics[2][1].text = xml_text(f.fixity.sha512)
-        characteristics[3].text = xml_text(str(f.size))
+        characteristics[1][1].text = _SLOT.format(1)
+        characteristics[2][1].text = _SLOT.format(2)
+        characteristics[3].text = _SLOT.format(3)
         if f.original_name is not None:
-            obj[2].text = xml_text(f.original_name)
-        root.append(obj)
+            obj[2].text = _SLOT.format(4)
+        return _serialised(obj, 1, 4 if f.original_name is None else 5)
+
+    def spliced(self, document: bytes) -> bytes:
+        """``document`` (the serialised tree, UTF-8) with the line of each ``splice`` comment
+        replaced by its parts' text."""
+        out: list[bytes] = []
+        done = 0
+        for n, parts in enumerate(self._parts):
+            at = document.index(f"<!--{_SPLICE}{n}-->".encode(), done)
+            line = document.rindex(b"\n", done, at) + 1
+            out += (document[done:line], "".join(parts).encode())
+            done = document.index(b"\n", at) + 1
+        out.append(document[done:])
+        return b"".join(out)
 
 
 def _controlled(parent: etree._Element, name: str, authority: str, code: str, text: str) -> etree._Element:
@@ -158,13 +214,20 @@ def _format(parent: etree._Element, f: ContentFile) -> None:
         _sub(element, "formatNote", f"MIME type: {f.mime}")
 
 
-def _relationship(parent: etree._Element, templates: _Templates, code: str, label: str,
+def _relationship(parent: etree._Element, depth: int, templates: _Templates | None, code: str, label: str,
                   related: Sequence[tuple[str, str]]) -> None:
-    """A structural relationship; ``related`` holds (identifier type, identifier value) pairs."""
+    """A structural relationship, the child of ``parent`` at ``depth``; ``related`` holds (identifier
+    type, identifier value) pairs, written by ``templates`` (else as elements)."""
     element = _sub(parent, "relationship")
     _controlled(element, "relationshipType", "relationshipType", "str", "structural")
     _controlled(element, "relationshipSubType", "relationshipSubType", code, label)
-    templates.identifiers(element, "relatedObjectIdentifier", related)
+    if templates is not None:
+        templates.identifiers(element, depth + 1, "relatedObjectIdentifier", related)
+        return
+    for kind, value in related:
+        identifier = _sub(element, "relatedObjectIdentifier")
+        _sub(identifier, "relatedObjectIdentifierType", kind)
+        _sub(identifier, "relatedObjectIdentifierValue", value)
 
 
 def _object_identifier(parent: etree._Element, value: str) -> None:
@@ -178,13 +241,13 @@ def _entity(root: etree._Element, templates: _Templates, desc: AipVersionDescrip
     obj = _sub(root, "object", **{f"{{{XSI_NS}}}type": "premis:intellectualEntity"})
     _object_identifier(obj, desc.aip_id)
     if files:
-        _relationship(obj, templates, "inc", "includes",
+        _relationship(obj, 2, templates, "inc", "includes",
                       [(LOCAL, file_object_id(desc.aip_id, f.path)) for f in files])
 
 
-def _file(root: etree._Element, templates: _Templates, aip_id: str, f: ContentFile) -> etree._Element:
-    """The file object of ``f``, built element by element (``_Templates.file`` copies it for the
-    other files; the positions of the texts it sets follow the order of this function)."""
+def _file(root: etree._Element, aip_id: str, f: ContentFile) -> etree._Element:
+    """The file object of ``f``, built element by element (``_Templates.files`` writes it as text
+    for the other files; the positions of the texts it sets follow the order of this function)."""
     obj = _sub(root, "object", **{f"{{{XSI_NS}}}type": "premis:file"})
     element = _sub(obj, "objectIdentifier")
     _sub(element, "objectIdentifierType", LOCAL)
@@ -196,7 +259,7 @@ def _file(root: etree._Element, templates: _Templates, aip_id: str, f: ContentFi
     _format(characteristics, f)
     if f.original_name is not None:
         _sub(obj, "originalName", f.original_name)
-    _relationship(obj, templates, "isi", "is included in", [(identifier_type(aip_id), aip_id)])
+    _relationship(obj, 2, None, "isi", "is included in", [(identifier_type(aip_id), aip_id)])
     return obj
 
 
@@ -220,7 +283,7 @@ def _event(root: etree._Element, templates: _Templates, event: Event, aip_id: st
         _controlled(link, "linkingAgentRole", "eventRelatedAgentRole", linked.role.value, linked.role.label)
     # The AIP id may be a URN; file object ids (<aip_id>/<path>) are always local.
     linked_objects = ((identifier_type(value) if value == aip_id else LOCAL, value) for value in event.objects)
-    templates.identifiers(element, "linkingObjectIdentifier", linked_objects)
+    templates.identifiers(element, 2, "linkingObjectIdentifier", linked_objects)
 
 
 def _agent(root: etree._Element, agent: Agent) -> None:
@@ -270,10 +333,9 @@ def build_premis(
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{PREMIS_NS} {PREMIS_SCHEMA_LOCATION}")
     templates = _Templates(desc.aip_id)
     _entity(root, templates, desc, files)
-    for f in files:
-        templates.file(root, f)
+    templates.files(root, files)
     for event in sorted(events, key=lambda e: e.at.astimezone(UTC)):  # stable: ties keep journal order
         _event(root, templates, event, desc.aip_id)
     for agent in unique_agents:
         _agent(root, agent)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return templates.spliced(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+NOT_XML_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff"  # a character class's inside
+_NOT_XML = re.compile(f"[{NOT_XML_CHARS}]")
 
 
 def xml_text(value: str) -> str:
