@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from oais.domain.fixity import Fixity
 from oais.domain.issues import Issue, IssueCode, error, issue
 from oais.formats.digest import Digester
-from oais.formats.fileio import WRITEBACK_CHUNK, start_writeback
+from oais.formats.fileio import Writeback
 from sip.names import is_system_junk, unsafe_reason
 
 BUFFER = 1 << 20
@@ -345,7 +345,7 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
         raise _WriteFailed(rel, exc) from None
     done = False
     digester = Digester()
-    total = flushed = 0  # bytes written, and handed to the disk early (start_writeback)
+    writeback = Writeback(fd)  # large files go to the disk as they are written (see oais.formats.fileio)
     try:
         try:
             for chunk in chunks:  # an error reading the source propagates as it is
@@ -357,10 +357,7 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
                         written += os.write(fd, view[written:])
                 except OSError as exc:
                     raise _WriteFailed(rel, exc) from None
-                total += written
-                if total - flushed >= WRITEBACK_CHUNK:
-                    start_writeback(fd, flushed, total - flushed)
-                    flushed = total
+                writeback.wrote(written)
             _ensure_owner(fd, os.fstat(fd).st_mode, is_dir=False, like=mode)
             if times_ns is not None:
                 try:

@@ -131,13 +131,13 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
             collision = names.add(rel, is_dir, parents_known=clean)
             if collision:
                 issues.append(collision)
-            name_plain = plain and not is_junk_name(name) and part_reason(name) is None
-            if not name_plain:
+            name_safe = plain and part_reason(name) is None
+            if not (name_safe and not is_junk_name(name)):
                 warnings.extend(name_warnings(rel))
             plan.append((rel, entry.path, st))
             if is_dir:
                 subfolders.append((entry.path, rel, len(rel_name.encode("utf-8")), clean and collision is None,
-                                   plain and name not in JUNK_FOLDERS and part_reason(name) is None))
+                                   name_safe and name not in JUNK_FOLDERS))
             else:
                 declared += st.st_size
         stack.extend(reversed(subfolders))

@@ -10,9 +10,10 @@ systems with reflinks: two replicas on one such file system would then be one ph
 them (Linux ``sync_file_range``). Left alone, the kernel keeps dirty pages in memory until they are
 30 s old or fill 10 % of memory (about 2.3 GiB here): an ingest of 2 GiB would leave the disk idle
 while it hashes and stages, then wait for all 4 GiB of its two replicas in the final flush. The
-sendfile copy and staging (``sip.receive_common._write``) call it every ``WRITEBACK_CHUNK`` bytes of
-a file, so a file smaller than that is left to the final flush as before. It is no flush: the
-durability of an object still comes from the ``syncfs`` (or fsyncs) that end its writing.
+sendfile copy and staging (``sip.receive_common._write``) call it through ``Writeback``, every
+``WRITEBACK_CHUNK`` bytes of a file, so a file smaller than that is left to the final flush as
+before. It is no flush: the durability of an object still comes from the ``syncfs`` (or fsyncs)
+that end its writing.
 """
 
 from __future__ import annotations
@@ -66,6 +67,24 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         fn(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; an error only means no early start
 
 
+class Writeback:
+    """Hands the bytes written to ``fd`` to the disk every ``WRITEBACK_CHUNK`` bytes
+    (``start_writeback``): call ``wrote(n)`` after writing ``n`` more bytes in order from offset 0."""
+
+    __slots__ = ("fd", "written", "flushed")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.written = 0
+        self.flushed = 0  # of which handed to the disk (a file smaller than WRITEBACK_CHUNK: none)
+
+    def wrote(self, n: int) -> None:
+        self.written += n
+        if self.written - self.flushed >= WRITEBACK_CHUNK:
+            start_writeback(self.fd, self.flushed, self.written - self.flushed)
+            self.flushed = self.written
+
+
 def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None, buffer: bytearray | None = None
               ) -> int:
     """Copy everything from the file ``src`` (an fd, read from its current offset) to ``dst``; returns
@@ -74,12 +93,10 @@ def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None,
     total = 0
     if hasattr(os, "sendfile"):
         try:
-            flushed = 0  # bytes handed to the disk early (a file smaller than WRITEBACK_CHUNK: none)
+            writeback = Writeback(dst)
             while n := os.sendfile(dst, src, None, COPY_CHUNK):
                 total += n
-                if total - flushed >= WRITEBACK_CHUNK:
-                    start_writeback(dst, flushed, total - flushed)
-                    flushed = total
+                writeback.wrote(n)
                 if progress:
                     progress(n)
             return total
