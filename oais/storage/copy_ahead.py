@@ -12,11 +12,16 @@ are the sources' own below their common folder, so the copies keep the delivery'
 link to the source when ``adopt`` allows it (the same rule as ``stage``'s), else a copy made by the
 kernel (``sendfile``). Meanwhile ``FOLDER/progress`` holds the bytes copied (or linked) so far, a
 decimal number rewritten in place at most ten times a second and once at the end of the copying.
-Every copy is re-read on two threads and checked against its sha256: a copy of ``EARLY_CHECK``
-bytes or more as soon as it is written, while the next ones are (copying a large file waits for the
-disk, which ``copy_data`` sets writing as it goes, so the re-reading fills the wait), the others
-once all are written (re-reading small files beside the copying would hold up its many system calls
-on the interpreter lock, see below). Then, with ``fsync``, it flushes the location's file system.
+Every copy is re-read and checked against its sha256, on two threads:
+- a copy of ``EARLY_CHECK`` bytes or more is made on one of those threads, while the main thread
+  goes on with the next files: it is re-read window by window as it is written, and each window,
+  once on the disk, leaves the page cache (``fileio.copy_reread``), so that the copy takes no more
+  memory than two windows (see there for what that saves on a virtual machine);
+- the others are copied by the main thread, then re-read once all are written (re-reading small
+  files beside the copying would hold up its many system calls on the interpreter lock, see below);
+- a link (``adopt``) is re-read on those threads as soon as it is made when it holds
+  ``EARLY_CHECK`` bytes or more, else with the small copies.
+Then, with ``fsync``, it flushes the location's file system.
 It ends by writing ``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count":
 n}``, or ``{"ok": false, "error": "..."}`` naming the first file that failed (in the order of the
 files) and why. Nothing else is written.
@@ -35,17 +40,19 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 VERIFY_THREADS = 2
-EARLY_CHECK = 8 << 20  # a copy at least this large is re-read as soon as it is written
+EARLY_CHECK = 8 << 20  # a copy or link at least this large is made (a copy) and re-read beside the next ones
 
 
 def run(folder: Path) -> dict[str, object]:
     """Do the job in ``folder``; returns what goes into ``result.json``."""
     from oais.formats.digest import read_digest
-    from oais.formats.fileio import copy_data
+    import hashlib
+
+    from oais.formats.fileio import copy_data, copy_reread
     from oais.storage.local import _adopt, _sync_tree
 
     job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
@@ -66,8 +73,25 @@ def run(folder: Path) -> dict[str, object]:
                     f"(sha256 {found[:16]}…, expected {expected[:16]}…)")
         return None
 
+    def copy_check(i: int) -> str | None:
+        source, _rel, expected, _size = files[i]
+        h = hashlib.sha256()
+        try:
+            with open(source, "rb", buffering=0) as src, open(targets[i], "xb", buffering=0) as dst:
+                fd = os.open(targets[i], os.O_RDONLY)
+                try:
+                    copy_reread(src.fileno(), dst.fileno(), fd, h.update, copied)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            return f"cannot copy {source}: {exc.strerror or exc}"
+        if h.hexdigest() != expected:
+            return (f"the copy of {source} does not match after writing "
+                    f"(sha256 {h.hexdigest()[:16]}…, expected {expected[:16]}…)")
+        return None
+
     with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify-ahead") as pool:
-        early: dict[int, Future[str | None]] = {}  # large copies, re-read while the next ones are written
+        early: dict[int, Future[str | None]] = {}  # large copies and links, beside the next ones
         with _Progress(folder / "progress") as copied:
             for i, (source, rel, _sha256, size) in enumerate(files):
                 target = out / rel
@@ -78,6 +102,10 @@ def run(folder: Path) -> dict[str, object]:
                         made.add(parent)
                     if job["adopt"] and _adopt(Path(source), target):
                         copied(size)
+                    elif size >= EARLY_CHECK:
+                        targets.append(target)
+                        early[i] = pool.submit(copy_check, i)
+                        continue
                     else:
                         with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
                             copy_data(src.fileno(), dst.fileno(), copied)
@@ -88,6 +116,7 @@ def run(folder: Path) -> dict[str, object]:
                 targets.append(target)
                 if size >= EARLY_CHECK:
                     early[i] = pool.submit(check, i)
+            wait(early.values())  # copies still being made report their progress until then
         rest = [i for i in range(len(files)) if i not in early]
         checked = dict(zip(rest, pool.map(check, rest)))
         for i in range(len(files)):  # the first failure in the order of the files
@@ -108,6 +137,9 @@ class _Progress:
     EVERY = 0.1  # seconds between two rewrites
 
     def __init__(self, path: Path) -> None:
+        import threading
+
+        self.lock = threading.Lock()
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.done = 0
         self.last = 0.0
@@ -116,20 +148,25 @@ class _Progress:
         return self
 
     def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self.last >= self.EVERY:
-            self._write()
-            self.last = now
+        with self.lock:
+            if self.fd < 0:
+                return
+            self.done += n
+            now = time.monotonic()
+            if now - self.last >= self.EVERY:
+                self._write()
+                self.last = now
 
     def _write(self) -> None:
         os.pwrite(self.fd, b"%20d" % self.done, 0)
 
     def __exit__(self, *_exc: object) -> None:
-        try:
-            self._write()
-        finally:
-            os.close(self.fd)
+        with self.lock:
+            try:
+                self._write()
+            finally:
+                os.close(self.fd)
+                self.fd = -1
 
 
 def main(argv: list[str]) -> int:

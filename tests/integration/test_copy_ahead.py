@@ -346,36 +346,57 @@ def mixed(tmp_path: Path) -> list[tuple[Path, bytes]]:
     return out
 
 
-def test_a_large_copy_is_re_read_while_the_next_ones_are_written(tmp_path: Path, mixed: list[tuple[Path, bytes]],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The re-reading of a large copy does not wait for the whole job to be copied: the last file is
-    copied only once the first large copy is being re-read (it would wait 10 s for it otherwise)."""
+def test_a_large_copy_is_made_and_re_read_beside_the_next_ones(tmp_path: Path, mixed: list[tuple[Path, bytes]],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large copy is made and re-read on a thread of its own (``copy_reread``), while the main
+    thread copies the next files: the first large copy finishes only once the last small file is
+    copied (it would wait 10 s for it, then report a failure, if the copies were made in turn)."""
     import threading
 
-    from oais.formats import digest, fileio
+    from oais.formats import fileio
     from oais.storage.copy_ahead import run
 
-    reading_big1 = threading.Event()
-    seen_before_last: list[bool] = []
-    read, copy = digest.read_digest, fileio.copy_data
-
-    def read_digest(path: Path, algorithm: str = "sha512") -> tuple[int, str]:
-        if Path(path).name == "big1":
-            reading_big1.set()
-        return read(path, algorithm)
+    last_copied = threading.Event()
+    waited: list[bool] = []
+    copy, copy_reread = fileio.copy_data, fileio.copy_reread
 
     def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None) -> int:
+        n = copy(src, dst, progress)
         if os.fstat(src).st_size == 10:  # small2, the last
-            seen_before_last.append(reading_big1.wait(10))
-        return copy(src, dst, progress)
+            last_copied.set()
+        return n
 
-    monkeypatch.setattr(digest, "read_digest", read_digest)
+    def reread(src: int, dst: int, back: int, update: Callable[[memoryview], object],
+               progress: Callable[[int], None] | None = None) -> int:
+        if os.fstat(src).st_size == EARLY_CHECK + 1:  # big1, the first
+            waited.append(last_copied.wait(10))
+        return copy_reread(src, dst, back, update, progress)
+
+    from oais.storage.copy_ahead import EARLY_CHECK
+
     monkeypatch.setattr(fileio, "copy_data", copy_data)
+    monkeypatch.setattr(fileio, "copy_reread", reread)
     _job(tmp_path / "job", mixed)
     assert run(tmp_path / "job") == {"ok": True, "count": 4}
-    assert seen_before_last == [True]
+    assert waited == [True]
     assert {p.name: p.read_bytes() for p in (tmp_path / "job" / "files").iterdir()} == {
         path.name: data for path, data in mixed}
+    assert (tmp_path / "job" / "progress").read_text().strip() == str(sum(len(d) for _, d in mixed))
+
+
+def test_a_large_copy_that_cannot_be_made_is_named(tmp_path: Path, mixed: list[tuple[Path, bytes]],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from oais.formats import fileio
+    from oais.storage.copy_ahead import run
+
+    def full(src: int, dst: int, back: int, update: Callable[[memoryview], object],
+             progress: Callable[[int], None] | None = None) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio, "copy_reread", full)
+    _job(tmp_path / "job", mixed)
+    result = run(tmp_path / "job")
+    assert result == {"ok": False, "error": f"cannot copy {tmp_path / 'big1'}: No space left on device"}
 
 
 @pytest.mark.parametrize(("wrong", "named"), [(["big2", "small2"], "big2"), (["small1", "big2"], "small1"),
