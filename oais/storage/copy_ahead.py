@@ -44,14 +44,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 VERIFY_THREADS = 2
-EARLY_CHECK = 8 << 20  # a copy or link at least this large is made (a copy) and re-read beside the next ones
+EARLY_CHECK = 8 << 20  # a copy this large is made and re-read on a verify thread; a link this large re-read there
 
 
 def run(folder: Path) -> dict[str, object]:
     """Do the job in ``folder``; returns what goes into ``result.json``."""
-    from oais.formats.digest import read_digest
     import hashlib
 
+    from oais.formats.digest import read_digest
     from oais.formats.fileio import copy_data, copy_reread
     from oais.storage.local import _adopt, _sync_tree
 
@@ -77,12 +77,9 @@ def run(folder: Path) -> dict[str, object]:
         source, _rel, expected, _size = files[i]
         h = hashlib.sha256()
         try:
-            with open(source, "rb", buffering=0) as src, open(targets[i], "xb", buffering=0) as dst:
-                fd = os.open(targets[i], os.O_RDONLY)
-                try:
-                    copy_reread(src.fileno(), dst.fileno(), fd, h.update, copied)
-                finally:
-                    os.close(fd)
+            with (open(source, "rb", buffering=0) as src, open(targets[i], "xb", buffering=0) as dst,
+                  open(targets[i], "rb", buffering=0) as back):
+                copy_reread(src.fileno(), dst.fileno(), back.fileno(), h.update, copied)
         except OSError as exc:
             return f"cannot copy {source}: {exc.strerror or exc}"
         if h.hexdigest() != expected:
