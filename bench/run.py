@@ -281,7 +281,8 @@ def phase_ingest(b: Bench, kind: str) -> None:
             rss = median([f["rss_mb"] for f in ours.facts])
             for name, ref in refs.items():
                 b.emit(name, _ratio(ours, ref), f"{METRICS[name][1]}; {_times(ours, ref, b, what)}; "
-                       f"ingest peak RSS {rss:.0f} MB", ours_s=ours.seconds, ref_s=ref.seconds, ours_rss_mb=rss)
+                       f"ingest peak RSS {rss:.0f} MB", ours_s=ours.seconds, ref_s=ref.seconds, ours_rss_mb=rss,
+                       ours_cpu_s=ours.cpu, ref_cpu_s=ref.cpu)
         elif want_audit:  # the audit needs one archive of the workload
             home = ours.prepare(b.runs - 1)
             ours.timed(home)
@@ -303,7 +304,7 @@ def phase_ingest(b: Bench, kind: str) -> None:
             assert audit_name is not None  # want_audit implies it
             b.emit(audit_name, _ratio(audit, ref),
                    f"{METRICS[audit_name][1]}; {_times(audit, ref, b, what + ', one replica, page cache warm')}",
-                   ours_s=audit.seconds, ref_s=ref.seconds)
+                   ours_s=audit.seconds, ref_s=ref.seconds, ours_cpu_s=audit.cpu, ref_cpu_s=ref.cpu)
     except Exception as exc:  # noqa: BLE001 - one failed phase must not hide the others
         log(traceback.format_exc())
         b.fail(names, exc)

@@ -130,10 +130,25 @@ class Contender:
     cleanup: Callable[[Any, int], None] = lambda ctx, i: None
     seconds: list[float] = field(default_factory=list)
     facts: list[dict[str, Any]] = field(default_factory=list)
+    cpu: list[tuple[float, float]] = field(default_factory=list)  # (user, system) s of each run's processes
 
     @property
     def median(self) -> float:
         return median(self.seconds)
+
+
+def children_cpu() -> tuple[float, float]:
+    """User and system seconds of this process's children that have ended and been waited for (with
+    their own waited-for descendants: ``getrusage(RUSAGE_CHILDREN)``), so far.
+
+    Every timed command runs as such children, so the difference around a run is its CPU time. A
+    system time far above a command's usual is the mark of new page-cache pages faulted in from the
+    host on a virtual machine that gives free memory back (docs/performance.md, *Two memory regimes*).
+    """
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime, usage.ru_stime
 
 
 def alternate(runs: int, contenders: Sequence[Contender], label: str = "") -> None:
@@ -147,10 +162,14 @@ def alternate(runs: int, contenders: Sequence[Contender], label: str = "") -> No
             waited = quiet_disk()
             if waited > 2 * QUIET_WINDOW:
                 log(f"{label} run {i + 1}/{runs}: waited {waited:.1f} s for the disk to go quiet before {c.name}")
+            before = children_cpu()
             t0 = time.perf_counter()
             extra = c.timed(ctx)
             dt = time.perf_counter() - t0
+            user, system = (a - b for a, b in zip(children_cpu(), before))
             c.seconds.append(dt)
             c.facts.append(extra or {})
+            c.cpu.append((user, system))
             c.cleanup(ctx, i)
-            log(f"{label} run {i + 1}/{runs}: {c.name} {dt:.2f} s")
+            log(f"{label} run {i + 1}/{runs}: {c.name} {dt:.2f} s (its processes' CPU: user {user:.2f} s, "
+                f"system {system:.2f} s)")

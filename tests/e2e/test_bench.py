@@ -95,3 +95,22 @@ def test_timed_runs_wait_for_a_quiet_disk(monkeypatch: pytest.MonkeyPatch, tmp_p
     always = itertools.count(step=50_000)  # stalled all the time: gives up at max_wait
     monkeypatch.setattr(timing, "_io_stall_us", lambda: next(always))
     assert 0.3 <= timing.quiet_disk(0.3) < 1.0
+
+
+def test_each_timed_run_records_the_cpu_time_of_its_processes(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``alternate`` keeps, for every run, the user and system time of the processes the run started
+    (the mark of a command that met memory given back to the host): a child that computes for 0.3 s
+    of its own CPU time shows at least that much, one that only sleeps next to none."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import timing
+
+    monkeypatch.setattr(timing, "quiet_disk", lambda max_wait=0.0: 0.0)
+    busy = ("import time\nwhile time.process_time() < 0.3:\n    sum(range(10_000))\n")
+    computes = timing.Contender("computes", lambda _: timing.run([sys.executable, "-c", busy]) and None)
+    sleeps = timing.Contender("sleeps", lambda _: timing.run(["sleep", "0.3"]) and None)
+    timing.alternate(2, [computes, sleeps], label="cpu")
+    assert len(computes.cpu) == len(sleeps.cpu) == 2
+    assert all(user + system >= 0.3 for user, system in computes.cpu), computes.cpu
+    assert all(user + system < 0.1 for user, system in sleeps.cpu), sleeps.cpu
+    assert "cpu run 1/2: computes" in capsys.readouterr().err
