@@ -10,7 +10,7 @@ systems with reflinks: two replicas on one such file system would then be one ph
 them (Linux ``sync_file_range``). Left alone, the kernel keeps dirty pages in memory until they are
 30 s old or fill 10 % of memory (about 2.3 GiB here): an ingest of 2 GiB would leave the disk idle
 while it hashes and stages, then wait for all 4 GiB of its two replicas in the final flush. The
-sendfile copy and staging (``sip.receive_common._write``) call it through ``Writeback``, every
+copy (``copy_data``) and staging (``sip.receive_common._write``) call it through ``Writeback``, every
 ``WRITEBACK_CHUNK`` bytes of a file, so a file smaller than that is left to the final flush as
 before. It is no flush: the durability of an object still comes from the ``syncfs`` (or fsyncs)
 that end its writing.
@@ -34,6 +34,7 @@ _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, err
 
 
 WRITEBACK_CHUNK = 8 << 20  # a written file's bytes are handed to the disk this many at a time
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # sync_file_range's SYNC_FILE_RANGE_* flags (Linux)
 
 
 def linux_libc_function(name: str, argtypes: list[Any]) -> Callable[..., int] | None:
@@ -69,7 +70,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     from the flush that ends the work; this only sets the disk to work while the CPU hashes."""
     fn = _sync_file_range()
     if fn is not None:
-        fn(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; an error only means no early start
+        fn(fd, offset, length, _WRITE)  # an error only means no early start
 
 
 class Writeback:
@@ -102,7 +103,7 @@ def flush_and_drop(fd: int, offset: int, length: int) -> bool:
     fn = _sync_file_range()
     if fn is None or not hasattr(os, "posix_fadvise"):
         return False
-    if fn(fd, offset, length, 7) != 0:
+    if fn(fd, offset, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
         import ctypes
 
         err = ctypes.get_errno()
@@ -125,28 +126,13 @@ def copy_reread(src: int, dst: int, reread: int, update: Callable[[memoryview], 
     system time left in the page cache, 0.6-0.9 s with each window dropped once on the disk: the
     pages dropped are taken again, still backed, for the next windows (see docs/performance.md).
     The re-read reads the page cache, as the re-read of a whole copy after writing it did."""
-    view = memoryview(bytearray(1 << 20))
+    copier = _Copier(src, dst)
+    view = copier.view()  # also the re-read's buffer
     total = 0
     pending: tuple[int, int] | None = None
-    use_sendfile = hasattr(os, "sendfile")
     while True:
         got = 0
-        while got < window:
-            if use_sendfile:
-                try:
-                    n = os.sendfile(dst, src, None, window - got)
-                except OSError as exc:
-                    if exc.errno not in _NO_SENDFILE or total or got:
-                        raise
-                    use_sendfile = False
-                    continue
-            else:
-                n = os.readv(src, (view[:min(len(view), window - got)],))
-                done = 0
-                while done < n:
-                    done += os.write(dst, view[done:n])
-            if not n:
-                break
+        while got < window and (n := copier.copy(window - got)):
             got += n
             if progress:
                 progress(n)
@@ -169,31 +155,59 @@ def copy_reread(src: int, dst: int, reread: int, update: Callable[[memoryview], 
     return total
 
 
+class _Copier:
+    """Copies from ``src`` to ``dst`` (fds, from their offsets) ``count`` bytes at most per call:
+    ``sendfile`` where it works, else ``read``/``write`` through a buffer (``buffer``, else 1 MiB made
+    when first needed). ``sendfile`` is given up only when it refuses these files before any byte is
+    copied (``EINVAL``, ``ENOSYS``, ...); a later error is raised."""
+
+    __slots__ = ("src", "dst", "sendfile", "copied", "buffer", "_view")
+
+    def __init__(self, src: int, dst: int, buffer: bytearray | None = None) -> None:
+        self.src = src
+        self.dst = dst
+        self.sendfile = hasattr(os, "sendfile")
+        self.copied = False
+        self.buffer = buffer
+        self._view: memoryview | None = None
+
+    def view(self) -> memoryview:
+        if self._view is None:
+            self._view = memoryview(self.buffer if self.buffer is not None else bytearray(1 << 20))
+        return self._view
+
+    def copy(self, count: int) -> int:
+        """Copy up to ``count`` bytes; returns how many (0 at the end of ``src``)."""
+        if self.sendfile:
+            try:
+                n = os.sendfile(self.dst, self.src, None, count)
+            except OSError as exc:
+                if exc.errno not in _NO_SENDFILE or self.copied:
+                    raise
+                self.sendfile = False
+            else:
+                self.copied = self.copied or n > 0
+                return n
+        view = self.view()
+        n = os.readv(self.src, (view[:min(len(view), count)],))
+        done = 0
+        while done < n:
+            done += os.write(self.dst, view[done:n])
+        self.copied = self.copied or n > 0
+        return n
+
+
 def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None, buffer: bytearray | None = None
               ) -> int:
     """Copy everything from the file ``src`` (an fd, read from its current offset) to ``dst``; returns
     the number of bytes copied. ``progress(n)`` is called after each chunk. ``sendfile`` where it works,
-    else ``read``/``write`` through ``buffer`` (1 MiB if not given)."""
+    else ``read``/``write`` through ``buffer`` (1 MiB if not given); see ``_Copier``."""
+    copier = _Copier(src, dst, buffer)
+    writeback = Writeback(dst)
     total = 0
-    if hasattr(os, "sendfile"):
-        try:
-            writeback = Writeback(dst)
-            while n := os.sendfile(dst, src, None, COPY_CHUNK):
-                total += n
-                writeback.wrote(n)
-                if progress:
-                    progress(n)
-            return total
-        except OSError as exc:
-            if exc.errno not in _NO_SENDFILE or total:
-                raise
-    buf = buffer if buffer is not None else bytearray(1 << 20)
-    view = memoryview(buf)
-    while n := os.readv(src, (buf,)):
-        done = 0
-        while done < n:
-            done += os.write(dst, view[done:n])
+    while n := copier.copy(COPY_CHUNK):
         total += n
+        writeback.wrote(n)
         if progress:
             progress(n)
     return total

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -134,9 +135,7 @@ class _Progress:
     EVERY = 0.1  # seconds between two rewrites
 
     def __init__(self, path: Path) -> None:
-        import threading
-
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the verify threads report the large copies' progress too
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.done = 0
         self.last = 0.0
