@@ -1,8 +1,9 @@
 """The process that copies a delivery's staged files into a location ahead of time.
 
-    python -m oais.storage.copy_ahead FOLDER
+    python -m oais.storage.copy_ahead [--nice=N] FOLDER
 
-Started by ``LocalStorage.prepare`` (see there) while the ingest describes the delivery. ``FOLDER``
+Started by ``LocalStorage.prepare`` (see there) while the ingest describes the delivery, ``N`` steps
+nicer than the ingest (``os.nice``; ``oais.storage.local.COPY_AHEAD_NICENESS``). ``FOLDER``
 is a new folder in the location's staging area holding ``job.json``::
 
     {"files": [[source, relative path, sha256, size], ...], "adopt": bool, "fsync": bool}
@@ -24,7 +25,7 @@ Every copy is re-read and checked against its sha256, on two threads:
 Then, with ``fsync``, it flushes the location's file system.
 It ends by writing ``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count":
 n}``, or ``{"ok": false, "error": "..."}`` naming the first file that failed (in the order of the
-files) and why. Nothing else is written.
+files) and why; ``main`` adds ``"nice"``, the niceness the process ran at. Nothing else is written.
 
 It is a process of its own, not a thread, because the ingest's main thread is busy in Python all
 that time (identifying formats, building PREMIS): a thread of the same interpreter waits up to the
@@ -166,11 +167,16 @@ class _Progress:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m oais.storage.copy_ahead FOLDER", file=sys.stderr)
+    nice = 0
+    if argv and argv[0].startswith("--nice="):
+        nice_text, argv = argv[0].removeprefix("--nice="), argv[1:]
+        nice = int(nice_text) if nice_text.isdigit() else -1
+    if len(argv) != 1 or nice < 0:
+        print("usage: python -m oais.storage.copy_ahead [--nice=N] FOLDER", file=sys.stderr)
         return 2
     folder = Path(argv[0])
-    result = run(folder)
+    reached = os.nice(nice)  # before any copying
+    result = {**run(folder), "nice": reached}
     tmp = folder / "result.json.tmp"
     tmp.write_text(json.dumps(result), encoding="utf-8")
     os.rename(tmp, folder / "result.json")

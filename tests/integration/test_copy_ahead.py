@@ -409,3 +409,32 @@ def test_the_first_copy_that_does_not_match_in_the_job_order_is_named(
     result = run(tmp_path / "job")
     assert result["ok"] is False
     assert f"the copy of {tmp_path / named} does not match after writing" in str(result["error"])
+
+
+def test_the_copying_process_runs_nicer_than_the_ingest(store: LocalStorage,
+                                                        staged: tuple[Path, dict[str, bytes]]) -> None:
+    """It gives the cores to the ingest's own process first (see ``COPY_AHEAD_NICENESS``)."""
+    from oais.storage.local import COPY_AHEAD_NICENESS
+
+    root, files = staged
+    copies = _prepare(store, root, _sources(root, files))
+    try:
+        assert copies.ready()  # it copied every file
+        assert copies.folder is not None
+        result = json.loads((copies.folder / "result.json").read_text(encoding="utf-8"))
+    finally:
+        copies.close()
+    assert COPY_AHEAD_NICENESS > 0
+    assert result == {"ok": True, "count": len(files), "nice": min(19, os.nice(0) + COPY_AHEAD_NICENESS)}
+
+
+@pytest.mark.parametrize("args", [[], ["--nice=x", "f"], ["--nice=-5", "f"], ["f", "g"]])
+def test_the_copying_process_refuses_a_wrong_command_line(args: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-P", "-m", "oais.storage.copy_ahead", *args], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "usage: python -m oais.storage.copy_ahead [--nice=N] FOLDER" in done.stderr
+    assert list(tmp_path.iterdir()) == []
