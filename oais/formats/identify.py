@@ -83,14 +83,18 @@ def identify(path: Path) -> FormatId:
 
 def identify_many(paths: Iterable[Path], *, use_fido: bool = True) -> dict[Path, FormatId]:
     """Identify every path: FITS by its definitive signature; others with fido first (when installed and
-    ``use_fido``), then the built-in table (already computed: the FITS check is its first step)."""
-    matcher = _fido() if use_fido else None
+    ``use_fido``), then the built-in table (already computed: the FITS check is its first step). fido's
+    signatures are loaded at the first file that is not FITS, so never for a delivery of FITS files."""
+    matcher: _Fido | None = None
     out: dict[Path, FormatId] = {}
     for path in paths:
         quick = identify(path)
         if quick.puid == FITS.puid:  # the FITS signature is definitive: no need to run every PRONOM pattern
             out[path] = quick
             continue
+        if matcher is None and use_fido:
+            matcher = _fido()
+            use_fido = matcher is not None  # not installed: asked once
         fmt = matcher.identify(path) if matcher else None
         if fmt is None:
             fmt = quick

@@ -45,7 +45,6 @@ from oais.domain import premis
 from oais.domain.agreement import Agreement, DeliveryManifest
 from oais.domain.observation import summarize
 from oais.domain.package import Disposition, FileRole, ReplicaState
-from oais.formats.identify import fido_tool
 from oais.storage.base import PreparedCopies, SourceFile, StagedObject, StorageError, StorageLocation
 from sip.describe import describe_delivery
 from sip.receive import DeliveryRefused, Limits, StagedDelivery, stage_delivery
@@ -135,8 +134,6 @@ def ingest(request: IngestRequest, ctx: IngestContext) -> IngestResult:
     catalog_done = False
     kind = "unknown"
     unexpected: Exception | None = None
-    # fido's signatures take about half a second to load: on the other core while the delivery is staged
-    threading.Thread(target=fido_tool, name="load-signatures", daemon=True).start()
     try:
         staged = stage_delivery(source, work / "delivery", ctx.limits)
         kind = staged.kind + ("+bag" if staged.is_bag else "")

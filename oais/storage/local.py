@@ -30,7 +30,7 @@ does not rewrite it), provided its sha256 is the one the entry asks for; the obj
 written and re-read as usual. While ``stage`` waits for the copying to end, it reports the bytes
 copied so far as its own progress. Whatever was prepared and not taken is removed by ``close()``.
 The copying process runs ``COPY_AHEAD_NICENESS`` steps nicer than the ingest: on two cores, it takes
-the time the ingest's own process leaves, rather than a third of each core beside it.
+the time the ingest's own process leaves, rather than a share of its core.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import shutil
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -154,17 +153,34 @@ def test_identify_keeps_working_with_constants(samples: dict[str, Path]) -> None
     assert builtin[samples["binary"]].puid is None
 
 
-def test_fido_cost_per_file(tmp_path: Path, astropy_dir: Path) -> None:
-    need_fido()
+def test_signatures_are_loaded_at_the_first_file_that_is_not_fits(tmp_path: Path, astropy_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """fido's signatures cost about a second to load: a delivery of FITS files never loads them; any
+    other file loads them once (``identify_many``)."""
+    from oais.formats import identify as module
+
+    tool = need_fido()
+    loads: list[int] = []
+    load = module._fido
+
+    def counted() -> object:
+        loads.append(1)
+        return load()
+
+    monkeypatch.setattr(module, "_fido", counted)
     src = astropy_dir / "io/fits/tests/data/test0.fits"
     paths = []
-    for n in range(100):
+    for n in range(3):
         paths.append(tmp_path / f"f{n:03d}.fits")
         shutil.copyfile(src, paths[-1])
-    identify_many(paths[:1])  # fido's signatures are loaded once per process
-    start = time.perf_counter()
     found = identify_many(paths)
-    per_file = (time.perf_counter() - start) / len(paths)
-    print(f"fido: {per_file * 1000:.1f} ms per file")
-    assert {f.puid for f in found.values()} == {FITS_PUID}
-    assert per_file < 0.05
+    assert {(f.puid, f.tool) for f in found.values()} == {(FITS_PUID, BUILTIN_TOOL)}
+    assert loads == []
+    png = tmp_path / "preview.png"
+    png.write_bytes(png_bytes())
+    text = tmp_path / "README.txt"
+    text.write_text("EIT 195 images, level 1.\n", encoding="utf-8")
+    found = identify_many([paths[0], png, text, paths[1]])
+    assert loads == [1]
+    assert (found[png].puid, found[png].tool) == ("fmt/11", tool)
+    assert found[text].puid == "x-fmt/111" and found[paths[1]].puid == FITS_PUID
