@@ -70,10 +70,7 @@ def run(folder: Path) -> dict[str, object]:
             found = read_digest(targets[i], "sha256")[1]
         except OSError as exc:
             return f"cannot re-read the copy of {source}: {exc.strerror or exc}"
-        if found != expected:
-            return (f"the copy of {source} does not match after writing "
-                    f"(sha256 {found[:16]}…, expected {expected[:16]}…)")
-        return None
+        return None if found == expected else _mismatch(source, found, expected)
 
     def copy_check(i: int) -> str | None:
         source, _rel, expected, _size = files[i]
@@ -84,10 +81,8 @@ def run(folder: Path) -> dict[str, object]:
                 copy_reread(src.fileno(), dst.fileno(), back.fileno(), h.update, copied)
         except OSError as exc:
             return f"cannot copy {source}: {exc.strerror or exc}"
-        if h.hexdigest() != expected:
-            return (f"the copy of {source} does not match after writing "
-                    f"(sha256 {h.hexdigest()[:16]}…, expected {expected[:16]}…)")
-        return None
+        found = h.hexdigest()
+        return None if found == expected else _mismatch(source, found, expected)
 
     with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify-ahead") as pool:
         early: dict[int, Future[str | None]] = {}  # large copies and links, beside the next ones
@@ -128,6 +123,11 @@ def run(folder: Path) -> dict[str, object]:
         except OSError as exc:
             return {"ok": False, "error": f"cannot flush the copies to disk: {exc.strerror or exc}"}
     return {"ok": True, "count": len(files)}
+
+
+def _mismatch(source: str, found: str, expected: str) -> str:
+    """The failure of a copy (made or linked) whose re-read gives another sha256."""
+    return f"the copy of {source} does not match after writing (sha256 {found[:16]}…, expected {expected[:16]}…)"
 
 
 class _Progress:
