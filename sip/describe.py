@@ -14,6 +14,7 @@ import os
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -220,22 +221,26 @@ def describe_delivery(staged: StagedDelivery, clock: Callable[[], datetime], new
         headers: dict[str, object] = {}
         fixable: list[_Item] = []
         if fits_items:
-            from oais.formats.fits import check_fits
+            from oais.formats.fits import check_fits_many
 
             astropy_agent = run.agent("astropy")
             found = []
-            for it in fits_items:
-                rep = check_fits(it.source, required_keywords=agreement.required_keywords, display_name=it.original,
-                                 fitsverify=agreement.fitsverify is not Requirement.OFF, workdir=tmpdir)
-                for x in rep.issues:
-                    if x.code is IssueCode.FITS_FITSVERIFY_ERROR and agreement.fitsverify is not Requirement.REQUIRED:
-                        # astropy reads the file; fitsverify's stricter verdict is reported, not fatal
-                        x = issue(IssueCode.FITS_FITSVERIFY, f"{x.message} (a fitsverify error; fatal only when "
-                                                             f"the agreement requires fitsverify)", x.path)
-                    found.append(x)
-                headers[it.logical] = {"hdus": rep.hdus, "checksum": rep.checksum_status}
-                if any(i.code is IssueCode.FITS_VERIFY for i in rep.issues):
-                    fixable.append(it)
+            # fitsverify runs on the other core while astropy reads the files here (check_fits_many)
+            with closing(check_fits_many([(it.source, it.original) for it in fits_items],
+                                         required_keywords=agreement.required_keywords,
+                                         fitsverify=agreement.fitsverify is not Requirement.OFF,
+                                         workdir=tmpdir)) as reports:
+                for it, rep in zip(fits_items, reports, strict=True):
+                    for x in rep.issues:
+                        if (x.code is IssueCode.FITS_FITSVERIFY_ERROR
+                                and agreement.fitsverify is not Requirement.REQUIRED):
+                            # astropy reads the file; fitsverify's stricter verdict is reported, not fatal
+                            x = issue(IssueCode.FITS_FITSVERIFY, f"{x.message} (a fitsverify error; fatal only "
+                                                                 f"when the agreement requires fitsverify)", x.path)
+                        found.append(x)
+                    headers[it.logical] = {"hdus": rep.hdus, "checksum": rep.checksum_status}
+                    if any(i.code is IssueCode.FITS_VERIFY for i in rep.issues):
+                        fixable.append(it)
             run.issues.extend(found)
             run.event(premis.EventType.VALIDATION,
                       "FITS validation: structure, every HDU's data read, CHECKSUM/DATASUM, required keywords"

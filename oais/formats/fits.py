@@ -25,13 +25,17 @@ Debian fitsverify 4.20):
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ MAX_MESSAGES = 20  # per file and per code for fitsverify messages; the rest is 
 SLAB_BYTES = 64 * 2**20
 DEFAULT_MAX_UNCOMPRESSED = 16 * 2**30
 FITSVERIFY_TIMEOUT = 600.0
+FITSVERIFY_AHEAD = 1  # check_fits_many: files whose fitsverify starts before the file being read
 _SUMMARY = re.compile(rb"Verification found (\d+) warning\(s\) and (\d+) error\(s\)")
 _FV_VERSION = re.compile(rb"fitsverify (\S+) \(CFITSIO V(\S+)\)")
 _FV_HDU = re.compile(rb"^=+ HDU (\d+):")
@@ -81,32 +86,114 @@ def check_fits(path: Path, *, required_keywords: Sequence[str] = (), display_nam
                fitsverify_timeout: float = FITSVERIFY_TIMEOUT, workdir: Path | None = None) -> FitsReport:
     """Validate one FITS file (plain or gzip-compressed); never modifies it, never raises for a bad file.
 
-    Temporary files (a decompressed copy, a link for fitsverify) go to ``workdir`` (default: $TMPDIR).
+    Temporary files (a decompressed copy, a link and the output of fitsverify) go to ``workdir``
+    (default: $TMPDIR). fitsverify runs while astropy reads the file (see ``check_fits_many``).
     """
-    name = display_name or path.name
-    issues: list[Issue] = []
-    with tempfile.TemporaryDirectory(prefix="oais-fits-", dir=workdir) as tmp:
-        target, gz = path, None
-        if _is_gzip(path):
-            target = Path(tmp, "decompressed.fits")
-            gz = _gunzip(path, target, max_uncompressed)
+    options = _Options(tuple(required_keywords), fitsverify and shutil.which("fitsverify") is not None,
+                       max_uncompressed, fitsverify_timeout, workdir)
+    return _Check(path, display_name or path.name, options).finish()
+
+
+def check_fits_many(files: Iterable[tuple[Path, str]], *, required_keywords: Sequence[str] = (),
+                    fitsverify: bool = True, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
+                    fitsverify_timeout: float = FITSVERIFY_TIMEOUT, workdir: Path | None = None,
+                    ahead: int = FITSVERIFY_AHEAD) -> Generator[FitsReport, None, None]:
+    """``check_fits`` of every ``(path, display name)``, the reports in the same order.
+
+    fitsverify is another process: each file's starts before astropy reads that file, and the next
+    ``ahead`` files' start before it too, so that fitsverify runs on one core while the checks in
+    Python run on the other. Run file after file and waited for in turn, it
+    left a core idle for most of an ingest of FITS files (docs/performance.md). A gzip-compressed
+    file's fitsverify starts only once that file is decompressed, when its turn comes, so that no more
+    than one decompressed copy exists at a time. A file that cannot be read raises ``OSError`` at its
+    turn, as ``check_fits`` does; fitsverify processes not waited for are stopped when the iteration
+    ends or is abandoned.
+    """
+    options = _Options(tuple(required_keywords), fitsverify and shutil.which("fitsverify") is not None,
+                       max_uncompressed, fitsverify_timeout, workdir)
+    started: deque[_Check] = deque()
+    try:
+        for path, name in files:
+            started.append(_Check(path, name, options))
+            if len(started) > ahead:
+                yield started.popleft().finish()
+        while started:
+            yield started.popleft().finish()
+    finally:
+        for check in started:
+            check.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    required: tuple[str, ...]
+    fitsverify: bool  # asked for and on PATH
+    max_uncompressed: int
+    timeout: float
+    workdir: Path | None
+
+
+class _Check:
+    """One file's check in two steps. Making it creates the temporary folder and starts fitsverify on a
+    plain file; ``finish()`` decompresses a .gz file (then starts its fitsverify), walks the headers,
+    runs the astropy checks, waits for fitsverify and returns the report, removing the temporary
+    folder. ``close()`` removes it and stops fitsverify when ``finish()`` is never called. An error
+    met while starting (the file cannot be read) is raised by ``finish()``."""
+
+    def __init__(self, path: Path, name: str, options: _Options) -> None:
+        self.path, self.name, self.options = path, name, options
+        self.tmp = tempfile.TemporaryDirectory(prefix="oais-fits-", dir=options.workdir)
+        self.verify: _Fitsverify | None = None
+        self.gzip = False
+        self.failed: OSError | None = None
+        try:
+            self.gzip = _is_gzip(path)
+            if options.fitsverify and not self.gzip:
+                self.verify = _Fitsverify(path, Path(self.tmp.name), options.timeout)
+        except OSError as exc:
+            self.failed = exc
+
+    def finish(self) -> FitsReport:
+        try:
+            if self.failed is not None:
+                raise self.failed
+            return self._finish()
+        finally:
+            self.close()
+
+    def _finish(self) -> FitsReport:
+        name, options = self.name, self.options
+        issues: list[Issue] = []
+        target, gz = self.path, None
+        if self.gzip:
+            target = Path(self.tmp.name, "decompressed.fits")
+            gz = _gunzip(self.path, target, options.max_uncompressed)
             if gz:
                 issues.append(issue(gz[0], gz[1], name))
                 if gz[0] is IssueCode.FITS_UNREADABLE:  # truncated or followed by junk: check the rest
                     return FitsReport(issues, [], {})
+            if options.fitsverify:
+                self.verify = _Fitsverify(target, Path(self.tmp.name), options.timeout)
         spans, problem, sound = _walk(target)
         if problem and not (gz and gz[0] is IssueCode.FITS_TRUNCATED):  # a cut stream explains it all
             issues.append(issue(problem[0], problem[1], name))
         hdus: list[dict[str, Any]] = []
         sums: dict[int, dict[str, str]] = {}
         if spans:
-            issues.extend(_astropy_checks(target, spans, sound, required_keywords, name, hdus, sums,
+            issues.extend(_astropy_checks(target, spans, sound, options.required, name, hdus, sums,
                                           structure_known_bad=problem is not None))
         result = None
-        if fitsverify and shutil.which("fitsverify"):
-            result = _run_fitsverify(target, Path(tmp), fitsverify_timeout)
+        if self.verify is not None:
+            result = self.verify.result()
             issues.extend(_fitsverify_issues(result, name))
-    return FitsReport(issues, hdus, sums, result)
+        return FitsReport(issues, hdus, sums, result)
+
+    def close(self) -> None:
+        try:
+            if self.verify is not None:
+                self.verify.stop()
+        finally:
+            self.tmp.cleanup()
 
 
 def header_extract(path: Path) -> dict[str, Any]:
@@ -424,17 +511,62 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------- fitsverify
 
 
-def _run_fitsverify(path: Path, tmp: Path, timeout: float) -> FitsVerifyResult:
-    link = tmp / "fitsverify-input.fits"
-    link.symlink_to(path.resolve())
+class _Fitsverify:
+    """fitsverify running on one file: started when made, its verdict read by ``result()``.
+
+    It reads ``path`` through a symlink with a fixed name in ``tmp`` (CFITSIO interprets ``[``, ``@``,
+    ``-`` in names) and writes to a file there, not to a pipe, so that a long output never holds it up
+    while nobody reads it. ``timeout`` counts from the start."""
+
+    def __init__(self, path: Path, tmp: Path, timeout: float) -> None:
+        self.link = tmp / "fitsverify-input.fits"
+        self.link.symlink_to(path.resolve())
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.output = tmp / "fitsverify-output.txt"
+        with open(self.output, "xb") as out:
+            self.proc = subprocess.Popen(
+                [shutil.which("fitsverify") or "fitsverify", str(self.link)], stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        """Stop the process if it still runs (the verdict is not wanted any more, or is too late)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def result(self) -> FitsVerifyResult:
+        try:
+            _wait(self.proc, max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return FitsVerifyResult("fitsverify", None, None,
+                                    (("warning", f"no verdict within {self.timeout:g} s"),), None)
+        return _parse_fitsverify(self.output.read_bytes(), str(self.link), self.proc.returncode)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """``proc.wait(timeout)``, woken by the process's end (a Linux pidfd) rather than by polling: with a
+    timeout, ``Popen.wait`` sleeps between polls (0.5 ms, doubling up to 50 ms), about 4 ms lost per
+    short fitsverify run (200 files of the benchmark, ``check_fits_many(ahead=0)``: 2.19-2.42 s with
+    those polls, 1.50-1.72 s with the pidfd)."""
     try:
-        proc = subprocess.run([shutil.which("fitsverify") or "fitsverify", str(link)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return FitsVerifyResult("fitsverify", None, None, (("warning", f"no verdict within {timeout:g} s"),), None)
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or the process is already waited for
+        proc.wait(timeout)
+        return
+    try:
+        waiting = select.poll()
+        waiting.register(fd, select.POLLIN)
+        if not waiting.poll(timeout * 1000):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
     finally:
-        link.unlink()
-    out = proc.stdout.replace(str(link).encode(), b"<file>")
+        os.close(fd)
+    proc.wait()
+
+
+def _parse_fitsverify(output: bytes, link: str, exit_status: int | None) -> FitsVerifyResult:
+    out = output.replace(link.encode(), b"<file>")
     m = _FV_VERSION.search(out)
     version = f"fitsverify {m[1].decode()} (CFITSIO {m[2].decode()})" if m else "fitsverify"
     messages: list[list[str]] = []  # [severity, text]
@@ -456,7 +588,7 @@ def _run_fitsverify(path: Path, tmp: Path, timeout: float) -> FitsVerifyResult:
             messages.append(["error", "verification aborted: " + line.strip("* ")])
     s = _SUMMARY.search(out)
     warns, errs = (int(s[1]), int(s[2])) if s else (None, None)
-    return FitsVerifyResult(version, errs, warns, tuple((m[0], m[1]) for m in messages), proc.returncode)
+    return FitsVerifyResult(version, errs, warns, tuple((m[0], m[1]) for m in messages), exit_status)
 
 
 def _fitsverify_issues(result: FitsVerifyResult, name: str) -> list[Issue]:
@@ -474,4 +606,5 @@ def _fitsverify_issues(result: FitsVerifyResult, name: str) -> list[Issue]:
     return issues
 
 
-__all__ = ["FitsReport", "FitsVerifyResult", "SEARCH_KEYWORDS", "check_fits", "extract_keywords", "header_extract"]
+__all__ = ["FitsReport", "FitsVerifyResult", "SEARCH_KEYWORDS", "check_fits", "check_fits_many", "extract_keywords",
+           "header_extract"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import tracemalloc
 import warnings
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from oais.domain.issues import IssueCode, Severity
-from oais.formats.fits import check_fits, header_extract
+from oais.formats.fits import check_fits, check_fits_many, header_extract
 from tests.conftest import unavailable
 
 DATA = "io/fits/tests/data"
@@ -282,3 +283,99 @@ def test_fitsverify_not_installed(astropy_dir: Path, tmp_path: Path, monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path))
     rep = check_fits(real(astropy_dir, f"{DATA}/checksum_false.fits"))
     assert rep.fitsverify is None and codes(rep) == {"FITS-E004", "FITS-E005"}
+
+
+# ---------------------------------------------------------------- check_fits_many: fitsverify started ahead
+
+
+def pipeline_inputs(astropy_dir: Path, tmp_path: Path) -> list[tuple[Path, str]]:
+    """A clean file, one with fitsverify warnings, one with a fitsverify error, a .gz file and a cut one."""
+    bad = copy(astropy_dir, f"{DATA}/test0.fits", tmp_path, name="[1] -odd @name.fits")
+    data = bytearray(bad.read_bytes())
+    replace_card(data, b"FILETYPE", b"DATE_OBS= 1996/01/15")
+    bad.write_bytes(bytes(data))
+    gz = tmp_path / "checksum.fits.gz"
+    gz.write_bytes(gzip.compress(real(astropy_dir, f"{DATA}/checksum.fits").read_bytes()))
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(real(astropy_dir, f"{DATA}/test0.fits").read_bytes()[:-5000])
+    return [(real(astropy_dir, f"{DATA}/checksum.fits"), "a/clean.fits"),
+            (real(astropy_dir, f"{DATA}/checksum_false.fits"), "a/checksum_false.fits"),
+            (bad, "b/bad.fits"), (gz, "b/clean.fits.gz"), (cut, "c/cut.fits")]
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_check_fits_many_reports_as_check_fits_does_in_order(astropy_dir: Path, tmp_path: Path, ahead: int) -> None:
+    need_fitsverify()
+    files = pipeline_inputs(astropy_dir, tmp_path)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p, _ in files}
+    work = tmp_path / "work"
+    work.mkdir()
+    one_by_one = [check_fits(p, display_name=n, required_keywords=("BITPIX",), workdir=work) for p, n in files]
+    many = list(check_fits_many(files, required_keywords=("BITPIX",), workdir=work, ahead=ahead))
+    assert many == one_by_one
+    assert [codes(r) for r in many] == [set(), {"FITS-E004", "FITS-E005", "FITS-W002"}, {"FITS-E008"}, set(),
+                                        {"FITS-E002", "FITS-E008"}]
+    assert all(r.fitsverify is not None for r in many)
+    assert [i.path for i in many[2].issues] == ["b/bad.fits"] * len(many[2].issues)
+    assert list(work.iterdir()) == []  # links, outputs and the decompressed copy are gone
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p, _ in files} == before
+
+
+def test_check_fits_many_starts_fitsverify_ahead_and_stops_it_when_abandoned(astropy_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    need_fitsverify()
+    files = pipeline_inputs(astropy_dir, tmp_path)[:3]
+    work = tmp_path / "work"
+    work.mkdir()
+    reports = check_fits_many(files, workdir=work, ahead=1)
+    first = next(reports)
+    assert first.fitsverify is not None and codes(first) == set()
+    # while the caller holds the first report, the second file's fitsverify is running or done
+    (ahead,) = work.iterdir()
+    assert sorted(p.name for p in ahead.iterdir()) == ["fitsverify-input.fits", "fitsverify-output.txt"]
+    assert (ahead / "fitsverify-input.fits").resolve() == files[1][0].resolve()
+    reports.close()
+    assert list(work.iterdir()) == []
+
+
+def test_check_fits_many_without_look_ahead_starts_nothing_early(astropy_dir: Path, tmp_path: Path) -> None:
+    need_fitsverify()
+    work = tmp_path / "work"
+    work.mkdir()
+    reports = check_fits_many(pipeline_inputs(astropy_dir, tmp_path)[:2], workdir=work, ahead=0)
+    next(reports)
+    assert list(work.iterdir()) == []
+    assert codes(next(reports)) == {"FITS-E004", "FITS-E005", "FITS-W002"}
+    reports.close()
+
+
+def test_check_fits_many_raises_at_the_turn_of_a_missing_file(astropy_dir: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    files = [(real(astropy_dir, f"{DATA}/checksum.fits"), "a.fits"), (tmp_path / "gone.fits", "gone.fits"),
+             (real(astropy_dir, f"{DATA}/test0.fits"), "c.fits")]
+    reports = check_fits_many(files, workdir=work)
+    assert own(next(reports)) == set()  # its report comes first, although the next file was already tried
+    with pytest.raises(FileNotFoundError):
+        next(reports)
+    assert list(work.iterdir()) == []  # the third file's fitsverify, started ahead, is stopped and removed
+
+
+def test_fitsverify_without_a_verdict_in_time_is_stopped(astropy_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in for a fitsverify that hangs on a file: it records its process id, then sleeps.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    script = tools / "fitsverify"
+    script.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\nexec sleep 60\n", encoding="ascii")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    work = tmp_path / "work"
+    work.mkdir()
+    rep = check_fits(real(astropy_dir, f"{DATA}/checksum.fits"), fitsverify_timeout=1.0, workdir=work)
+    assert rep.fitsverify is not None and rep.fitsverify.messages == (("warning", "no verdict within 1 s"),)
+    assert [(str(i.code), i.message) for i in rep.issues] == [("FITS-W002", "fitsverify: no verdict within 1 s")]
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):  # killed and waited for: no process, not even a zombie
+        os.kill(pid, 0)
+    assert list(work.iterdir()) == []
