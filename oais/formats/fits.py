@@ -102,12 +102,12 @@ def check_fits_many(files: Iterable[tuple[Path, str]], *, required_keywords: Seq
 
     fitsverify is another process: each file's starts before astropy reads that file, and the next
     ``ahead`` files' start before it too, so that fitsverify runs on one core while the checks in
-    Python run on the other. Run file after file and waited for in turn, it
-    left a core idle for most of an ingest of FITS files (docs/performance.md). A gzip-compressed
-    file's fitsverify starts only once that file is decompressed, when its turn comes, so that no more
-    than one decompressed copy exists at a time. A file that cannot be read raises ``OSError`` at its
-    turn, as ``check_fits`` does; fitsverify processes not waited for are stopped when the iteration
-    ends or is abandoned.
+    Python run on the other. Run file after file and waited for in turn, it left a core idle for most
+    of an ingest of FITS files (docs/performance.md). A gzip-compressed file's fitsverify starts only
+    once that file is decompressed, when its turn comes, so that no more than one decompressed copy
+    exists at a time. A file that cannot be read, or whose temporary folder cannot be made, raises
+    ``OSError`` at its turn, as ``check_fits`` does; fitsverify processes not waited for are stopped
+    when the iteration ends or is abandoned.
     """
     options = _Options(tuple(required_keywords), fitsverify and shutil.which("fitsverify") is not None,
                        max_uncompressed, fitsverify_timeout, workdir)
@@ -142,11 +142,12 @@ class _Check:
 
     def __init__(self, path: Path, name: str, options: _Options) -> None:
         self.path, self.name, self.options = path, name, options
-        self.tmp = tempfile.TemporaryDirectory(prefix="oais-fits-", dir=options.workdir)
+        self.tmp: tempfile.TemporaryDirectory[str] | None = None
         self.verify: _Fitsverify | None = None
         self.gzip = False
         self.failed: OSError | None = None
         try:
+            self.tmp = tempfile.TemporaryDirectory(prefix="oais-fits-", dir=options.workdir)
             self.gzip = _is_gzip(path)
             if options.fitsverify and not self.gzip:
                 self.verify = _Fitsverify(path, Path(self.tmp.name), options.timeout)
@@ -163,6 +164,7 @@ class _Check:
 
     def _finish(self) -> FitsReport:
         name, options = self.name, self.options
+        assert self.tmp is not None  # made, else ``failed`` is set
         issues: list[Issue] = []
         target, gz = self.path, None
         if self.gzip:
@@ -193,7 +195,8 @@ class _Check:
             if self.verify is not None:
                 self.verify.stop()
         finally:
-            self.tmp.cleanup()
+            if self.tmp is not None:
+                self.tmp.cleanup()
 
 
 def header_extract(path: Path) -> dict[str, Any]:
