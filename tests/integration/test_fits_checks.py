@@ -372,9 +372,10 @@ def test_fitsverify_without_a_verdict_in_time_is_stopped(astropy_dir: Path, tmp_
     monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
     work = tmp_path / "work"
     work.mkdir()
-    rep = check_fits(real(astropy_dir, f"{DATA}/checksum.fits"), fitsverify_timeout=1.0, workdir=work)
-    assert rep.fitsverify is not None and rep.fitsverify.messages == (("warning", "no verdict within 1 s"),)
-    assert [(str(i.code), i.message) for i in rep.issues] == [("FITS-W002", "fitsverify: no verdict within 1 s")]
+    # 2 s: ample for the shell to start and write its process id before the timeout
+    rep = check_fits(real(astropy_dir, f"{DATA}/checksum.fits"), fitsverify_timeout=2.0, workdir=work)
+    assert rep.fitsverify is not None and rep.fitsverify.messages == (("warning", "no verdict within 2 s"),)
+    assert [(str(i.code), i.message) for i in rep.issues] == [("FITS-W002", "fitsverify: no verdict within 2 s")]
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):  # killed and waited for: no process, not even a zombie
         os.kill(pid, 0)
