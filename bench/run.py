@@ -143,8 +143,32 @@ def _ratio(ours: Contender, ref: Contender) -> str:
     return f"{ref.median / ours.median:.3g}"
 
 
+# A side whose rounds' system times differ by more than a second and this factor met memory in two
+# regimes (page-cache pages faulted in from the host or not: docs/performance.md, *Two memory regimes*).
+TWO_REGIMES_FACTOR = 2.5
+
+
 def _times(ours: Contender, ref: Contender, b: Bench, what: str) -> str:
-    return (f"{ref.name} {ref.median:.2f} s / ours {ours.median:.2f} s, median of {b.runs} alternating runs; {what}")
+    """The words after a ratio: both medians; with several rounds, the best against the best too, and
+    which side's rounds met memory in two regimes (its median then mixes cold and warm rounds)."""
+    words = f"{ref.name} {ref.median:.2f} s / ours {ours.median:.2f} s, median of {b.runs} alternating runs"
+    if min(len(ours.seconds), len(ref.seconds)) > 1:
+        words += f"; best against best {min(ref.seconds) / min(ours.seconds):.3g}"
+        mixed = [m for m in (_two_regimes(ref), _two_regimes(ours)) if m]
+        if mixed:
+            words += f" ({'; '.join(mixed)}: cold and warm memory in one median)"
+    return f"{words}; {what}"
+
+
+def _two_regimes(side: Contender) -> str | None:
+    """"NAME's system time LO-HI s" when ``side``'s rounds met memory in two regimes, else None."""
+    system = [s for _, s in side.cpu]
+    if len(system) < 2:
+        return None
+    lo, hi = min(system), max(system)
+    if hi - lo > 1.0 and hi > TWO_REGIMES_FACTOR * lo:
+        return f"{side.name}'s system time {lo:.1f}-{hi:.1f} s"
+    return None
 
 
 # -- contenders -------------------------------------------------------------------------------

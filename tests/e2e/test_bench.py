@@ -114,3 +114,33 @@ def test_each_timed_run_records_the_cpu_time_of_its_processes(monkeypatch: pytes
     assert all(user + system >= 0.3 for user, system in computes.cpu), computes.cpu
     assert all(user + system < 0.1 for user, system in sleeps.cpu), sleeps.cpu
     assert "cpu run 1/2: computes" in capsys.readouterr().err
+
+
+def test_ratio_words_give_best_against_best_and_mixed_memory_regimes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With several rounds, a ratio's words add the best against the best, and name a side whose rounds'
+    system times show cold and warm memory in one median (no speed is checked: the times are given)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("oais_bench_run", REPO / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    bench_run = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench_run)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec.loader.exec_module(bench_run)
+    Contender = bench_run.Contender
+
+    def side(name: str, seconds: list[float], system: list[float]) -> object:
+        return Contender(name, lambda ctx: None, seconds=seconds, cpu=[(1.0, s) for s in system])
+
+    b = bench_run.Bench(scale=1, runs=3, work=Path("/nonexistent"), selected=set(), env={})
+    ours = side("oais ingest", [6.14, 5.91, 5.15], [5.0, 3.4, 2.5])
+    cold_then_warm = side("cp -r x2 + sync", [8.92, 11.13, 2.80], [8.1, 10.2, 2.0])
+    assert bench_run._times(ours, cold_then_warm, b, "8 files") == (
+        "cp -r x2 + sync 8.92 s / ours 5.91 s, median of 3 alternating runs; best against best 0.544 "
+        "(cp -r x2 + sync's system time 2.0-10.2 s: cold and warm memory in one median); 8 files")
+    steady = side("ocfl-py create + sync", [8.70, 8.56, 8.66], [5.2, 5.0, 5.2])
+    assert bench_run._times(ours, steady, b, "8 files") == (
+        "ocfl-py create + sync 8.66 s / ours 5.91 s, median of 3 alternating runs; best against best 1.66; 8 files")
+    one_round = bench_run.Bench(scale=1, runs=1, work=Path("/nonexistent"), selected=set(), env={})
+    assert bench_run._times(side("ours", [3.0], [0.5]), side("ref", [6.0], [9.0]), one_round, "x") == (
+        "ref 6.00 s / ours 3.00 s, median of 1 alternating runs; x")
