@@ -89,8 +89,7 @@ def check_fits(path: Path, *, required_keywords: Sequence[str] = (), display_nam
     Temporary files (a decompressed copy, a link and the output of fitsverify) go to ``workdir``
     (default: $TMPDIR). fitsverify runs while astropy reads the file (see ``check_fits_many``).
     """
-    options = _Options(tuple(required_keywords), fitsverify and shutil.which("fitsverify") is not None,
-                       max_uncompressed, fitsverify_timeout, workdir)
+    options = _Options.make(required_keywords, fitsverify, max_uncompressed, fitsverify_timeout, workdir)
     return _Check(path, display_name or path.name, options).finish()
 
 
@@ -109,8 +108,7 @@ def check_fits_many(files: Iterable[tuple[Path, str]], *, required_keywords: Seq
     ``OSError`` at its turn, as ``check_fits`` does; fitsverify processes not waited for are stopped
     when the iteration ends or is abandoned.
     """
-    options = _Options(tuple(required_keywords), fitsverify and shutil.which("fitsverify") is not None,
-                       max_uncompressed, fitsverify_timeout, workdir)
+    options = _Options.make(required_keywords, fitsverify, max_uncompressed, fitsverify_timeout, workdir)
     started: deque[_Check] = deque()
     try:
         for path, name in files:
@@ -131,6 +129,12 @@ class _Options:
     max_uncompressed: int
     timeout: float
     workdir: Path | None
+
+    @staticmethod
+    def make(required: Sequence[str], fitsverify: bool, max_uncompressed: int, timeout: float,
+             workdir: Path | None) -> _Options:
+        return _Options(tuple(required), fitsverify and shutil.which("fitsverify") is not None, max_uncompressed,
+                        timeout, workdir)
 
 
 class _Check:

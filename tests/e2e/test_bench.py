@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,19 @@ EXPECTED = [
     "audit_large_vs_openssl2", "audit_small_vs_bagit", "search_1m_ms", "help_ms", "ingest_4g_peak_mb",
 ]
 LINE = re.compile(r"^bench: (?P<name>[a-z0-9_]+) = (?P<value>\S+)  \(reference: .+\)$")
+
+
+def load_bench_run(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``bench/run.py`` imported as a module, for tests of its own parts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("oais_bench_run", REPO / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    bench_run = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench_run)  # dataclasses look their module up there
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds bench/ to it
+    spec.loader.exec_module(bench_run)
+    return bench_run
 
 
 def test_bench_runs_at_a_tiny_scale(tmp_path: Path) -> None:
@@ -46,14 +60,7 @@ def test_outputs_of_timed_runs_are_deleted_when_the_phase_ends(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """What a timed run wrote is moved aside and deleted only when its phase ends (no deletion, and
     so no burst of discards, while another run is timed); without room for that, at once."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("oais_bench_run", REPO / "bench" / "run.py")
-    assert spec is not None and spec.loader is not None
-    bench_run = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench_run)  # dataclasses look their module up there
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds bench/ to it
-    spec.loader.exec_module(bench_run)
+    bench_run = load_bench_run(monkeypatch)
 
     b = bench_run.Bench(scale=1, runs=1, work=tmp_path, selected=set(), env={})
     for name in ("cp2", "ocflpy"):
@@ -119,14 +126,7 @@ def test_each_timed_run_records_the_cpu_time_of_its_processes(monkeypatch: pytes
 def test_ratio_words_give_best_against_best_and_mixed_memory_regimes(monkeypatch: pytest.MonkeyPatch) -> None:
     """With several rounds, a ratio's words add the best against the best, and name a side whose rounds'
     system times show cold and warm memory in one median (no speed is checked: the times are given)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("oais_bench_run", REPO / "bench" / "run.py")
-    assert spec is not None and spec.loader is not None
-    bench_run = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench_run)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    spec.loader.exec_module(bench_run)
+    bench_run = load_bench_run(monkeypatch)
     Contender = bench_run.Contender
 
     def side(name: str, seconds: list[float], system: list[float]) -> object:
