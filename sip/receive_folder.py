@@ -8,7 +8,9 @@ collisions (SIP-E009), the member count and the declared bytes (SIP-E006), no fi
 (SIP-E008), is found only while copying. Staged files keep the source's modification time and
 permission bits (without set-id bits). Files are copied by ``COPY_THREADS`` threads (hashing and
 writing release the GIL, so both cores work), each file hashed (sha256, sha512) in the pass that
-copies it. The threads take the files in batches of one folder each (:func:`_batches`). The rules
+copies it. The threads take the files in batches of one folder each (:func:`_batches`). A folder of
+many files that are not large is copied the same way, batch by batch, by worker processes instead
+(``sip.stage_workers``: on small files the threads mostly wait for the interpreter lock). The rules
 are documented in ``sip.receive``.
 """
 
@@ -44,6 +46,7 @@ from sip.receive_common import (
     shown,
 )
 from sip.names import JUNK_FOLDERS, is_junk_name, part_reason
+from sip.stage_workers import copy_in_processes, use_processes
 
 
 COPY_THREADS = 4  # more than the 2 cores: hashing goes on while a thread waits for the disk
@@ -168,7 +171,9 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
                 found.append(exc.issue)
         return found
 
-    if not issues:
+    if not issues and use_processes(len(regular), declared):
+        issues.extend(copy_in_processes(dest, list(_batches(regular)), budget, declared))
+    elif not issues:
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="stage") as pool:
             for found in pool.map(copy, _batches(regular)):  # in scan order
                 issues.extend(found)
