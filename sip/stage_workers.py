@@ -67,8 +67,10 @@ class _Identity(NamedTuple):
 
 
 def use_processes(count: int, total_bytes: int) -> bool:
-    """Whether a folder of ``count`` regular files holding ``total_bytes`` is staged in processes."""
-    return bool(sys.executable) and count >= PROCESS_MIN_FILES and total_bytes <= PROCESS_MAX_MEAN * count
+    """Whether a folder of ``count`` regular files holding ``total_bytes`` is staged in processes (on
+    POSIX systems, which the parent's non-blocking pipes need; with a Python interpreter to start)."""
+    return (os.name == "posix" and bool(sys.executable) and count >= PROCESS_MIN_FILES
+            and total_bytes <= PROCESS_MAX_MEAN * count)
 
 
 def _issue_row(issue: Issue) -> list[str | None]:
