@@ -46,7 +46,7 @@ from sip.receive_common import (
     shown,
 )
 from sip.names import JUNK_FOLDERS, is_junk_name, part_reason
-from sip.stage_workers import copy_in_processes, use_processes
+from sip.stage_workers import WorkersUnavailable, copy_in_processes, use_processes
 
 
 COPY_THREADS = 4  # more than the 2 cores: hashing goes on while a thread waits for the disk
@@ -171,9 +171,14 @@ def _copy_tree(source: Path, dest: Path, limits: Limits, free: int | None, where
                 found.append(exc.issue)
         return found
 
+    in_threads = not issues
     if not issues and use_processes(len(regular), declared):
-        issues.extend(copy_in_processes(dest, list(_batches(regular)), budget, declared))
-    elif not issues:
+        try:
+            issues.extend(copy_in_processes(dest, list(_batches(regular)), budget, declared))
+            in_threads = False
+        except WorkersUnavailable:  # nothing staged yet: the threads do it
+            pass
+    if in_threads:
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="stage") as pool:
             for found in pool.map(copy, _batches(regular)):  # in scan order
                 issues.extend(found)

@@ -16,6 +16,8 @@ Each worker stages whole batches (``receive_folder._batches``) with the threads'
 saw), the same issues, the same digests, no partial file left behind. The parent hands out the
 batches in scan order, at most ``AHEAD`` per worker not yet answered, so a worker never waits for it;
 it gathers each batch's issues and digests, and returns the issues in scan order, as the threads do.
+When not even one worker can be started (``WorkersUnavailable``), nothing has been staged and the
+threads stage the folder.
 
 Protocol, one JSON array per line (the scan has refused any name that is not UTF-8, SIP-E004):
 
@@ -57,6 +59,10 @@ AHEAD = 2  # batches handed to a worker and not yet answered
 
 
 _Planned = tuple[PurePosixPath, str, os.stat_result]  # receive_folder's: (staged path, source, its lstat)
+
+
+class WorkersUnavailable(OSError):
+    """No worker process could be started; nothing was staged (the caller uses its threads)."""
 
 
 class _Identity(NamedTuple):
@@ -124,14 +130,20 @@ def copy_in_processes(dest: Path, batches: Sequence[Sequence[_Planned]], budget:
     processes; the issues of the files that could not be staged, in scan order. The digests go to
     ``budget.digests`` and the bytes to ``budget.bytes``, as ``_copy_regular`` does. Raises
     ``DeliveryRefused`` when the byte limit is passed (after the workers have ended, so no partial file
-    is left), ``RuntimeError`` when a worker fails (an internal error, not the delivery's)."""
+    is left), ``RuntimeError`` when a worker fails (an internal error, not the delivery's), and
+    ``WorkersUnavailable``, before anything is staged, when no worker process can be started."""
     slack = max(budget.limit - budget.bytes - declared, 0)
     count = min(PROCESSES, len(batches))
     share = slack // max(count, 1)
     workers: list[_Worker] = []
     try:
         for _ in range(count):
-            workers.append(_Worker(worker_command(dest, budget, share)))
+            try:
+                workers.append(_Worker(worker_command(dest, budget, share)))
+            except OSError as exc:  # no process to be had (limits, memory): the others, else none
+                if not workers:
+                    raise WorkersUnavailable(str(exc)) from exc
+                break
         answers, refusal = _run(workers, batches)
     except BaseException:
         for w in workers:  # the parent itself failed (or was interrupted): stop the workers

@@ -188,3 +188,18 @@ def test_a_refused_folder_over_the_limit_through_stage_delivery(tmp_path: Path) 
     with pytest.raises(DeliveryRefused) as exc:  # refused by the scan, before any worker starts
         stage_delivery(source, tmp_path / "staged", Limits(max_bytes=declared - 1))
     assert [str(i.code) for i in exc.value.issues] == ["SIP-E006"]
+
+
+def test_no_worker_to_be_had_leaves_the_staging_to_the_threads(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "delivery"
+    expected = _delivery(source, sw.PROCESS_MIN_FILES)
+    monkeypatch.setattr(sw, "worker_command", lambda *_a: [str(tmp_path / "no-such-python")])
+    plan = _plan(source)
+    with pytest.raises(sw.WorkersUnavailable):
+        sw.copy_in_processes(tmp_path / "unused", list(_batches(plan)), _Budget(1 << 40, "m", "d"), 0)
+    assert not (tmp_path / "unused").exists()
+    staged = stage_delivery(source, tmp_path / "staged")  # the same delivery, staged by the threads
+    assert {rel: data for rel, (data, _m, _t) in _tree(staged.root).items()} == expected
+    for path, fx in staged.digests.items():
+        assert fx == digest_file(path), path
