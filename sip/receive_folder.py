@@ -21,6 +21,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from oais.domain.fixity import Fixity
 from oais.domain.issues import Issue, IssueCode, error
@@ -52,6 +53,16 @@ from sip.stage_workers import WorkersUnavailable, copy_in_processes, use_process
 COPY_THREADS = 4  # more than the 2 cores: hashing goes on while a thread waits for the disk
 BATCH_FILES = 128  # files per batch at most (a folder of the 20,000-file workload holds 100) ...
 BATCH_BYTES = 16 << 20  # ... and about this many bytes: large files are taken one by one
+
+class FileIdentity(Protocol):
+    """What ``_copy_regular`` compares with the opened file: the scan's ``lstat`` result, or the worker
+    processes' copy of its two fields (``sip.stage_workers``)."""
+
+    @property
+    def st_dev(self) -> int: ...
+    @property
+    def st_ino(self) -> int: ...
+
 
 _Planned = tuple[PurePosixPath, str, os.stat_result]  # (staged path, source path, lstat of the source)
 _Folder = tuple[str, PurePosixPath, int, bool, bool]  # a folder to list (see _copy_tree)
@@ -193,7 +204,7 @@ class _Unreadable(Exception):
         super().__init__(message)
 
 
-def _copy_regular(path: str, dest: Path, rel: PurePosixPath, st: os.stat_result, budget: _Budget) -> None:
+def _copy_regular(path: str, dest: Path, rel: PurePosixPath, st: FileIdentity, budget: _Budget) -> None:
     """Copy one regular file seen by ``lstat``; refuse if it is no longer that file when opened."""
     try:
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)

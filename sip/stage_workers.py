@@ -46,11 +46,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from oais.domain.fixity import Fixity
 from oais.domain.issues import Issue, IssueCode, Severity
 from sip.receive_common import DeliveryRefused, _Budget
+
+if TYPE_CHECKING:  # receive_folder imports this module
+    from sip.receive_folder import _Planned
 
 PROCESSES = 2
 PROCESS_MIN_FILES = 512  # fewer files: the threads (starting a process costs about 0.1 s)
@@ -58,15 +61,13 @@ PROCESS_MAX_MEAN = 256 << 10  # larger files on average: the threads (see the mo
 AHEAD = 2  # batches handed to a worker and not yet answered
 
 
-_Planned = tuple[PurePosixPath, str, os.stat_result]  # receive_folder's: (staged path, source, its lstat)
-
-
 class WorkersUnavailable(OSError):
     """No worker process could be started; nothing was staged (the caller uses its threads)."""
 
 
 class _Identity(NamedTuple):
-    """The two fields of the scan's ``lstat`` that ``_copy_regular`` compares with the opened file."""
+    """The two fields of the scan's ``lstat`` that ``_copy_regular`` compares with the opened file
+    (``receive_folder.FileIdentity``)."""
 
     st_dev: int
     st_ino: int
@@ -280,7 +281,7 @@ def main(argv: list[str]) -> int:
             budget.bytes -= size
             target_rel = PurePosixPath(rel)
             try:
-                _copy_regular(path, dest_path, target_rel, _Identity(dev, ino), budget)  # type: ignore[arg-type]
+                _copy_regular(path, dest_path, target_rel, _Identity(dev, ino), budget)
             except (_WriteFailed, _Unreadable) as exc:
                 found.append(_issue_row(exc.issue))
                 continue

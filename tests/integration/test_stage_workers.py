@@ -8,15 +8,17 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 import sip.stage_workers as sw
+from oais.domain.issues import Issue
 from oais.formats.digest import digest_file
 from sip.receive import stage_delivery
 from sip.receive_common import DeliveryRefused, Limits, _Budget
-from sip.receive_folder import _batches
+from sip.receive_folder import _batches, _Planned
 
 
 def _delivery(root: Path, count: int, seed: int = 5) -> dict[str, bytes]:
@@ -57,9 +59,9 @@ def test_workers_stage_exactly_what_the_threads_stage(tmp_path: Path, monkeypatc
     calls = []
     real = sw.copy_in_processes
 
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(len(args[1]))
-        return real(*args, **kwargs)
+    def spy(dest: Path, batches: Sequence[Sequence[_Planned]], budget: _Budget, declared: int) -> list[Issue]:
+        calls.append(len(batches))
+        return real(dest, batches, budget, declared)
 
     monkeypatch.setattr("sip.receive_folder.copy_in_processes", spy)
     by_workers = stage_delivery(source, tmp_path / "workers")
