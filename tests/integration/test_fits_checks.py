@@ -6,6 +6,7 @@ with a printed reason when it is not installed, and fail under CI=true.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from oais.domain.issues import IssueCode, Severity
-from oais.formats.fits import check_fits, check_fits_many, header_extract
+from oais.formats import fits as fits_module
+from oais.formats.fits import FitsReport, _reports, check_fits, check_fits_many, header_extract
 from tests.conftest import unavailable
 
 DATA = "io/fits/tests/data"
@@ -303,22 +305,134 @@ def pipeline_inputs(astropy_dir: Path, tmp_path: Path) -> list[tuple[Path, str]]
             (bad, "b/bad.fits"), (gz, "b/clean.fits.gz"), (cut, "c/cut.fits")]
 
 
-@pytest.mark.parametrize("ahead", [0, 1, 3])
-def test_check_fits_many_reports_as_check_fits_does_in_order(astropy_dir: Path, tmp_path: Path, ahead: int) -> None:
+def unknown_status(report: FitsReport) -> FitsReport:
+    """The report with fitsverify's exit status left out (not known for a file verified among others)."""
+    assert report.fitsverify is not None
+    return dataclasses.replace(report, fitsverify=dataclasses.replace(report.fitsverify, exit_status=None))
+
+
+@pytest.mark.parametrize(("ahead", "batch"), [(0, 32), (1, 32), (3, 1), (3, 2), (8, 32)])
+def test_check_fits_many_reports_as_check_fits_does_in_order(astropy_dir: Path, tmp_path: Path, ahead: int,
+                                                             batch: int) -> None:
     need_fitsverify()
     files = pipeline_inputs(astropy_dir, tmp_path)
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p, _ in files}
     work = tmp_path / "work"
     work.mkdir()
     one_by_one = [check_fits(p, display_name=n, required_keywords=("BITPIX",), workdir=work) for p, n in files]
-    many = list(check_fits_many(files, required_keywords=("BITPIX",), workdir=work, ahead=ahead))
-    assert many == one_by_one
+    many = list(check_fits_many(files, required_keywords=("BITPIX",), workdir=work, ahead=ahead, batch=batch))
+    assert [unknown_status(r) for r in many] == [unknown_status(r) for r in one_by_one]
+    if ahead == 0 or batch == 1:  # every file verified alone: the exit status too
+        assert many == one_by_one
+    else:  # not known for a file verified with others; the .gz file is decompressed and verified at its turn
+        together = {1: [None, None, 2, 0, 2],  # 1 and 2 together when 1 is read, then 3 and 5 alone at their turn
+                    3: [None, None, None, 0, None],  # batches of two: 1 and 2 when 2 is looked at, 3 and 5 at 3's turn
+                    8: [None, None, None, 0, None]}[ahead]  # the four plain files together
+        assert [r.fitsverify.exit_status for r in many if r.fitsverify] == together
     assert [codes(r) for r in many] == [set(), {"FITS-E004", "FITS-E005", "FITS-W002"}, {"FITS-E008"}, set(),
                                         {"FITS-E002", "FITS-E008"}]
     assert all(r.fitsverify is not None for r in many)
     assert [i.path for i in many[2].issues] == ["b/bad.fits"] * len(many[2].issues)
     assert list(work.iterdir()) == []  # links, outputs and the decompressed copy are gone
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p, _ in files} == before
+
+
+def logging_fitsverify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str = "") -> Path:
+    """A stand-in on PATH that logs how many files each run is given, runs ``body`` (shell), then the
+    real fitsverify. Returns the log."""
+    real_tool = shutil.which("fitsverify")
+    assert real_tool is not None
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    log = tmp_path / "runs.log"
+    script = tools / "fitsverify"
+    script.write_text(f'#!/bin/sh\necho $# >> {log}\n{body}\nexec {real_tool} "$@"\n', encoding="ascii")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    return log
+
+
+def test_check_fits_many_verifies_plain_files_in_batches(astropy_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    need_fitsverify()
+    files = pipeline_inputs(astropy_dir, tmp_path)
+    files = [files[0], files[1], files[2], files[0], files[2], files[3], files[4], files[1]]  # 7 plain, 1 .gz
+    work = tmp_path / "work"
+    work.mkdir()
+    log = logging_fitsverify(tmp_path, monkeypatch)
+    many = list(check_fits_many(files, workdir=work, ahead=4, batch=3))
+    # batches of 3 plain files as they are looked at; the .gz file alone at its turn; the last two plain
+    # files, fewer than a batch, when the first of them comes
+    assert log.read_text().split() == ["3", "3", "1", "1"]
+    log.unlink()
+    assert [unknown_status(r) for r in many] == [unknown_status(check_fits(p, display_name=n, workdir=work))
+                                                 for p, n in files]
+    assert list(work.iterdir()) == []
+
+
+def test_check_fits_many_puts_a_large_file_in_a_run_of_its_own(astropy_dir: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    need_fitsverify()
+    small = real(astropy_dir, f"{DATA}/checksum.fits")
+    large = real(astropy_dir, f"{DATA}/test0.fits")
+    assert large.stat().st_size > 2 * small.stat().st_size
+    monkeypatch.setattr(fits_module, "FITSVERIFY_BATCH_BYTES", 2 * small.stat().st_size)
+    log = logging_fitsverify(tmp_path, monkeypatch)
+    files = [(small, "a.fits"), (small, "b.fits"), (small, "c.fits"), (large, "d.fits"), (small, "e.fits")]
+    many = list(check_fits_many(files, ahead=8, workdir=tmp_path))
+    assert log.read_text().split() == ["2", "1", "1", "1"]  # two small ones fill a run; c, d and e alone
+    assert [codes(r) for r in many] == [set()] * 5
+
+
+def test_a_file_without_a_verdict_in_a_batch_is_verified_again_alone(astropy_dir: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    need_fitsverify()
+    files = pipeline_inputs(astropy_dir, tmp_path)[:3] + [(real(astropy_dir, f"{DATA}/test0.fits"), "d.fits")]
+    work = tmp_path / "work"
+    work.mkdir()
+    expected = [unknown_status(check_fits(p, display_name=n, workdir=work)) for p, n in files]
+    # given several files, the stand-in verifies the first two, then dies as a crash would (SIGSEGV)
+    log = logging_fitsverify(tmp_path, monkeypatch, body=f'if [ $# -gt 1 ]; then {shutil.which("fitsverify")} '
+                                                         f'"$1" "$2"; kill -SEGV $$; fi')
+    many = list(check_fits_many(files, workdir=work, ahead=8))
+    assert log.read_text().split() == ["4", "1", "1"]  # the batch, then the last two files alone
+    assert [unknown_status(r) for r in many] == expected
+    assert [r.fitsverify.exit_status for r in many if r.fitsverify] == [None, None, 2, 0]  # the two run alone
+    assert list(work.iterdir()) == []
+
+
+def test_a_batch_without_a_verdict_in_time_is_stopped_and_its_files_verified_alone(
+        astropy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_fitsverify()
+    files = pipeline_inputs(astropy_dir, tmp_path)[:3]
+    work = tmp_path / "work"
+    work.mkdir()
+    expected = [check_fits(p, display_name=n, workdir=work) for p, n in files]
+    # given several files, the stand-in records its process id and hangs
+    log = logging_fitsverify(tmp_path, monkeypatch,
+                             body=f"if [ $# -gt 1 ]; then echo $$ > {tmp_path / 'pid'}; exec sleep 60; fi")
+    many = list(check_fits_many(files, workdir=work, ahead=8, fitsverify_timeout=2.0))
+    assert log.read_text().split() == ["3", "1", "1", "1"]
+    assert many == expected  # each file's verdict from its own run, exit status included
+    with pytest.raises(ProcessLookupError):  # killed and waited for
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+    assert list(work.iterdir()) == []
+
+
+def test_reports_are_not_cut_from_an_output_whose_file_lines_are_not_the_files() -> None:
+    one = b" \n              fitsverify 4.20 (CFITSIO V4.020)              \n \nFile: in%d.fits\n%s" \
+          b"**** Verification found 0 warning(s) and 0 error(s). ****\n"
+    good = one % (0, b"") + one % (1, b"")
+    assert _reports(good, 2) == [one % (0, b""), one % (1, b"")]
+    assert _reports(good, 3) == [one % (0, b""), one % (1, b""), None]  # no report on the third
+    forged = one % (0, b"*** Warning: a card quoting\nFile: in1.fits\n") + one % (1, b"")
+    assert _reports(forged, 2) == [None, None]
+    unsplit = one % (0, b"") + (one % (1, b"")).replace(b" \n   ", b"\n   ", 1)  # no banner between them
+    assert _reports(unsplit, 2) == [None, None]
+    cut = one % (0, b"") + (one % (1, b"")).split(b"****")[0]  # the second report has no summary
+    assert _reports(cut, 2) == [one % (0, b""), None]
+    aborted = b" \n  fitsverify 4.20 (CFITSIO V4.020)\nFile: in0.fits\n**** Abort Verification: Fatal Error. ****\n"
+    assert _reports(aborted + one % (1, b""), 2) == [aborted, one % (1, b"")]
 
 
 def test_check_fits_many_starts_fitsverify_ahead_and_stops_it_when_abandoned(astropy_dir: Path,
@@ -330,10 +444,11 @@ def test_check_fits_many_starts_fitsverify_ahead_and_stops_it_when_abandoned(ast
     reports = check_fits_many(files, workdir=work, ahead=1)
     first = next(reports)
     assert first.fitsverify is not None and codes(first) == set()
-    # while the caller holds the first report, the second file's fitsverify is running or done
+    # while the caller holds the first report, the second file's fitsverify (run with the first's) is
+    # running or done; the third file is not looked at yet
     (ahead,) = work.iterdir()
-    assert sorted(p.name for p in ahead.iterdir()) == ["fitsverify-input.fits", "fitsverify-output.txt"]
-    assert (ahead / "fitsverify-input.fits").resolve() == files[1][0].resolve()
+    assert sorted(p.name for p in ahead.iterdir()) == ["in0.fits", "in1.fits", "output.txt"]
+    assert (ahead / "in1.fits").resolve() == files[1][0].resolve()
     reports.close()
     assert list(work.iterdir()) == []
 
