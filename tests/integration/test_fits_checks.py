@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import time
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -420,48 +421,62 @@ def test_a_batch_without_a_verdict_in_time_is_stopped_and_its_files_verified_alo
 
 
 def test_reports_are_not_cut_from_an_output_whose_file_lines_are_not_the_files() -> None:
-    one = b" \n              fitsverify 4.20 (CFITSIO V4.020)              \n \nFile: in%d.fits\n%s" \
+    one = b" \n              fitsverify 4.20 (CFITSIO V4.020)              \n \nFile: /dev/fd/%d\n%s" \
           b"**** Verification found 0 warning(s) and 0 error(s). ****\n"
-    good = one % (0, b"") + one % (1, b"")
-    assert _reports(good, 2) == [one % (0, b""), one % (1, b"")]
-    assert _reports(good, 3) == [one % (0, b""), one % (1, b""), None]  # no report on the third
-    forged = one % (0, b"*** Warning: a card quoting\nFile: in1.fits\n") + one % (1, b"")
-    assert _reports(forged, 2) == [None, None]
-    unsplit = one % (0, b"") + (one % (1, b"")).replace(b" \n   ", b"\n   ", 1)  # no banner between them
-    assert _reports(unsplit, 2) == [None, None]
-    cut = one % (0, b"") + (one % (1, b"")).split(b"****")[0]  # the second report has no summary
-    assert _reports(cut, 2) == [one % (0, b""), None]
-    aborted = b" \n  fitsverify 4.20 (CFITSIO V4.020)\nFile: in0.fits\n**** Abort Verification: Fatal Error. ****\n"
-    assert _reports(aborted + one % (1, b""), 2) == [aborted, one % (1, b"")]
+    names = [b"/dev/fd/7", b"/dev/fd/8"]
+    good = one % (7, b"") + one % (8, b"")
+    assert _reports(good, names) == [one % (7, b""), one % (8, b"")]
+    assert _reports(good, [*names, b"/dev/fd/9"]) == [one % (7, b""), one % (8, b""), None]  # none on the third
+    assert _reports(one % (8, b"") + one % (7, b""), names) == [None, None]  # not in the order given
+    forged = one % (7, b"*** Warning: a card quoting\nFile: /dev/fd/8\n") + one % (8, b"")
+    assert _reports(forged, names) == [None, None]
+    unsplit = one % (7, b"") + (one % (8, b"")).replace(b" \n   ", b"\n   ", 1)  # no banner between them
+    assert _reports(unsplit, names) == [None, None]
+    cut = one % (7, b"") + (one % (8, b"")).split(b"****")[0]  # the second report has no summary
+    assert _reports(cut, names) == [one % (7, b""), None]
+    aborted = b" \n  fitsverify 4.20 (CFITSIO V4.020)\nFile: /dev/fd/7\n**** Abort Verification: Fatal Error. ****\n"
+    assert _reports(aborted + one % (8, b""), names) == [aborted, one % (8, b"")]
 
 
-def test_check_fits_many_starts_fitsverify_ahead_and_stops_it_when_abandoned(astropy_dir: Path,
-                                                                              tmp_path: Path) -> None:
+def test_check_fits_many_starts_fitsverify_ahead_and_stops_it_when_abandoned(
+        astropy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     need_fitsverify()
-    files = pipeline_inputs(astropy_dir, tmp_path)[:3]
+    files = pipeline_inputs(astropy_dir, tmp_path)[:3] + [(real(astropy_dir, f"{DATA}/test0.fits"), "d.fits")]
     work = tmp_path / "work"
     work.mkdir()
-    reports = check_fits_many(files, workdir=work, ahead=1)
+    pid = tmp_path / "pid"
+    # the stand-in's second run records its process id and hangs
+    log = logging_fitsverify(tmp_path, monkeypatch, body=f'if [ "$(wc -l < {tmp_path / "runs.log"})" -gt 1 ]; '
+                                                         f'then echo $$ > {pid}; exec sleep 60; fi')
+    reports = check_fits_many(files, workdir=work, ahead=2, batch=2)
     first = next(reports)
+    assert log.read_text().split() == ["2"]  # the first two files in one run, started before the first was read
     assert first.fitsverify is not None and codes(first) == set()
-    # while the caller holds the first report, the second file's fitsverify (run with the first's) is
-    # running or done; the third file is not looked at yet
-    (ahead,) = work.iterdir()
-    assert sorted(p.name for p in ahead.iterdir()) == ["in0.fits", "in1.fits", "output.txt"]
-    assert (ahead / "in1.fits").resolve() == files[1][0].resolve()
+    second = next(reports)
+    assert codes(second) == {"FITS-E004", "FITS-E005", "FITS-W002"}
+    assert log.read_text().split() == ["2", "2"]  # the next two, started while the second is read
+    deadline = time.monotonic() + 10
+    while not pid.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     reports.close()
+    with pytest.raises(ProcessLookupError):  # stopped and waited for: no process, not even a zombie
+        os.kill(int(pid.read_text()), 0)
     assert list(work.iterdir()) == []
 
 
-def test_check_fits_many_without_look_ahead_starts_nothing_early(astropy_dir: Path, tmp_path: Path) -> None:
+def test_check_fits_many_without_look_ahead_starts_nothing_early(astropy_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     need_fitsverify()
     work = tmp_path / "work"
     work.mkdir()
+    log = logging_fitsverify(tmp_path, monkeypatch)
     reports = check_fits_many(pipeline_inputs(astropy_dir, tmp_path)[:2], workdir=work, ahead=0)
     next(reports)
-    assert list(work.iterdir()) == []
+    assert log.read_text().split() == ["1"]  # the first file alone, the second not started
     assert codes(next(reports)) == {"FITS-E004", "FITS-E005", "FITS-W002"}
+    assert log.read_text().split() == ["1", "1"]
     reports.close()
+    assert list(work.iterdir()) == []
 
 
 def test_check_fits_many_raises_at_the_turn_of_a_missing_file(astropy_dir: Path, tmp_path: Path) -> None:
