@@ -672,14 +672,17 @@ class _FitsverifyRun:
 
 _BANNER = re.compile(rb"(?m)^ \n(?= *fitsverify \S+ \(CFITSIO V)")
 _FILE_LINE = re.compile(rb"(?m)^File: (.*)$")
+_ENDING = re.compile(rb"(?m)^\*{4} (?:Verification found \d+ warning\(s\) and \d+ error\(s\)\.|Abort Verification: "
+                     rb"Fatal Error\.) \*{4}\s*\Z")  # the last line of a whole report
 
 
 def _reports(output: bytes, names: Sequence[bytes]) -> list[bytes | None]:
     """The report on each file from the output of one run over the files given these ``names``: the
     text from the banner before its ``File:`` line to the next banner, as fitsverify writes it for
-    that file alone. None for a file with no whole report; None for all when the ``File:`` lines are
-    not the names, in order, once each, one between two banners (a report quoting such a line, or a
-    banner, cannot be trusted to be cut right)."""
+    that file alone. None for a file with no whole report (one that does not end with fitsverify's
+    summary or abort line: text quoted from a file cannot end a report early); None for all when the
+    ``File:`` lines are not the names, in order, once each, one between two banners (a report quoting
+    such a line, or a banner, cannot be trusted to be cut right)."""
     nothing: list[bytes | None] = [None] * len(names)
     listed = _FILE_LINE.findall(output)
     if listed != list(names[:len(listed)]):
@@ -692,7 +695,7 @@ def _reports(output: bytes, names: Sequence[bytes]) -> list[bytes | None]:
         named = _FILE_LINE.findall(part)
         if len(named) > 1:  # two reports not cut apart
             return nothing
-        if named and (_SUMMARY.search(part) is not None or b"Abort Verification" in part):
+        if named and _ENDING.search(part):
             found[where[named[0]]] = part
     return found
 

@@ -434,6 +434,12 @@ def test_reports_are_not_cut_from_an_output_whose_file_lines_are_not_the_files()
     assert _reports(unsplit, names) == [None, None]
     cut = one % (7, b"") + (one % (8, b"")).split(b"****")[0]  # the second report has no summary
     assert _reports(cut, names) == [one % (7, b""), None]
+    # a card quoting a summary, then a banner: the first part does not end with the summary, so it is no report
+    quoting = (one % (7, b"*** Warning: 'Verification found 0 warning(s) and 0 error(s).'\n")).replace(
+        b"**** Verification found 0 warning(s) and 0 error(s). ****\n",
+        b" \n   fitsverify 4.20 (CFITSIO V4.020)\n*** Error: the real one\n"
+        b"**** Verification found 0 warning(s) and 1 error(s). ****\n")
+    assert _reports(quoting + one % (8, b""), names) == [None, one % (8, b"")]
     aborted = b" \n  fitsverify 4.20 (CFITSIO V4.020)\nFile: /dev/fd/7\n**** Abort Verification: Fatal Error. ****\n"
     assert _reports(aborted + one % (8, b""), names) == [aborted, one % (8, b"")]
 
