@@ -88,7 +88,7 @@ def check_fits(path: Path, *, required_keywords: Sequence[str] = (), display_nam
                fitsverify_timeout: float = FITSVERIFY_TIMEOUT, workdir: Path | None = None) -> FitsReport:
     """Validate one FITS file (plain or gzip-compressed); never modifies it, never raises for a bad file.
 
-    Temporary files (a decompressed copy, a link and the output of fitsverify) go to ``workdir``
+    Temporary files (a decompressed copy, the output of fitsverify) go to ``workdir``
     (default: $TMPDIR). fitsverify runs while astropy reads the file (see ``check_fits_many``).
     """
     options = _Options.make(required_keywords, fitsverify, max_uncompressed, fitsverify_timeout, workdir)
