@@ -160,15 +160,19 @@ def check_fits_many(files: Iterable[tuple[Path, str]], *, required_keywords: Seq
 @dataclass(frozen=True, slots=True)
 class _Options:
     required: tuple[str, ...]
-    fitsverify: bool  # asked for and on PATH
+    executable: str | None  # fitsverify, when asked for and on PATH (looked up once per call)
     max_uncompressed: int
     timeout: float
     workdir: Path | None
 
+    @property
+    def fitsverify(self) -> bool:
+        return self.executable is not None
+
     @staticmethod
     def make(required: Sequence[str], fitsverify: bool, max_uncompressed: int, timeout: float,
              workdir: Path | None) -> _Options:
-        return _Options(tuple(required), fitsverify and shutil.which("fitsverify") is not None, max_uncompressed,
+        return _Options(tuple(required), shutil.which("fitsverify") if fitsverify else None, max_uncompressed,
                         timeout, workdir)
 
 
@@ -563,7 +567,7 @@ class _FitsverifyRun:
     ingest of 2,000 FITS files about 1.5 s). It writes to an unnamed temporary file, not to a pipe, so
     that a long output never holds it up while nobody reads it. The timeout counts from the start, for
     the whole run. A run of several files is cut into one report per file at each file's banner; a
-    file whose part is not a whole report (no summary line, no abort) is verified again alone. A run
+    file whose part is not a whole report (see ``_reports``) is verified again alone. A run
     of one file says what fitsverify said, exit status included; in a run of several, a file's exit
     status is not known (fitsverify exits with the sum of every file's counts)."""
 
@@ -600,9 +604,10 @@ class _FitsverifyRun:
                     self.failed[i] = exc
             self.names = {i: f"/dev/fd/{fd}".encode() for i, fd in fds.items()}
             if fds:
+                assert self.options.executable is not None  # runs are made only when fitsverify is on PATH
                 self.output = tempfile.TemporaryFile(dir=self.options.workdir)
                 self.proc = subprocess.Popen(
-                    [shutil.which("fitsverify") or "fitsverify", *(name.decode() for name in self.names.values())],
+                    [self.options.executable, *(name.decode() for name in self.names.values())],
                     stdout=self.output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=list(fds.values()))
         except OSError as exc:
             self.failed.update((i, exc) for i in fds)
