@@ -121,16 +121,27 @@ class BuiltAip:
             return self.premis
         return self.documents[logical]
 
-    def storage_events(self, locations: Sequence[str], at: datetime) -> list[premis.Event]:
-        """One fixity-check event per copy written and verified at ingest (catalog journal only)."""
+    def storage_events(self, locations: Sequence[str], at: datetime, *,
+                       links_checked_by: str | None = None) -> list[premis.Event]:
+        """One fixity-check event per copy written and verified at ingest (catalog journal only).
+        With ``links_checked_by``, the first location's files hard-linked to the staged delivery were
+        not re-read there but read in full, and checked, as the source of that location's verified
+        copies (``oais.storage.base``, ``check_links``); its event says so."""
         assert self.new_id is not None
         exe = premis.LinkedAgent(premis.archive_agent().identifier, premis.AgentRole.EXECUTING_PROGRAM)
+
+        def detail(i: int, name: str) -> str:
+            if i == 0 and links_checked_by is not None:
+                return (f"copy written to storage location {name!r} and flushed; its files hard-linked to the "
+                        f"staged delivery verified (sha256) by reading them into the verified copies of "
+                        f"{links_checked_by!r}, every other file re-read and verified (sha256)")
+            return f"copy written to storage location {name!r}, flushed, re-read and verified (sha256)"
+
         return [premis.Event(
             identifier=self.new_id(), type=premis.EventType.FIXITY_CHECK, at=at,
-            outcome=premis.Outcome.SUCCESS,
-            detail=f"copy written to storage location {name!r}, flushed, re-read and verified (sha256)",
+            outcome=premis.Outcome.SUCCESS, detail=detail(i, name),
             outcome_detail=f"{len(self.plan.entries)} files of {self.plan.head} match", agents=(exe,),
-            objects=(self.aip_id,)) for name in locations]
+            objects=(self.aip_id,)) for i, name in enumerate(locations)]
 
 
 def build_aip(described: DescribedDelivery, *, aip_id: str, dataset: str, producer: str,

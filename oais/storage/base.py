@@ -15,7 +15,13 @@ Writing an object is two-phase so that a failure anywhere leaves nothing half-do
 
 Copying ahead: ``prepare(files, adopt=...)`` starts copying (or, with ``adopt``, linking) staged files
 into the location before their object is known, and returns a ``PreparedCopies`` at once; each copy
-is re-read and checked against its sha256, then flushed, without holding up the caller.
+is read from its file's path, re-read and checked against its sha256, then flushed, without holding up
+the caller. A copy that verifies has therefore read every byte of the file it was made from.
+``prepare(..., adopt=True, check_links=False)`` leaves the location's links (files it took as they are,
+not copies) unread: the caller passes it only when another location prepares the same files without
+``adopt`` and stores nothing unless all of that location's copies verify: a link is the very file
+that location's copy was read from, so the copy's check has read the link's every byte. Every copy is
+checked whatever ``check_links`` says.
 ``stage(..., prepared=...)`` then moves into the object every prepared copy whose sha256 is the one
 its entry asks for (waiting for the copying to end, and raising its error if it failed) and writes the
 rest. ``PreparedCopies.close()`` stops the copying if it is still running and removes whatever was
@@ -74,7 +80,8 @@ class StorageLocation(Protocol):
 
     def ensure_root(self) -> None: ...
 
-    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False) -> PreparedCopies: ...
+    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False,
+                check_links: bool = True) -> PreparedCopies: ...
 
     def stage(self, object_path: str, entries: Iterable[Entry],
               progress: ProgressFn | None = None, *, adopt: bool = False,

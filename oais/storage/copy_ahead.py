@@ -6,7 +6,7 @@ Started by ``LocalStorage.prepare`` (see there) while the ingest describes the d
 nicer than the ingest (``os.nice``; ``oais.storage.local.COPY_AHEAD_NICENESS``). ``FOLDER``
 is a new folder in the location's staging area holding ``job.json``::
 
-    {"files": [[source, relative path, sha256, size], ...], "adopt": bool, "fsync": bool}
+    {"files": [[source, relative path, sha256, size], ...], "adopt": bool, "check_links": bool, "fsync": bool}
 
 For every file, in order, the process writes ``FOLDER/files/<relative path>`` (the relative paths
 are the sources' own below their common folder, so the copies keep the delivery's folders): a hard
@@ -21,10 +21,12 @@ Every copy is re-read and checked against its sha256, on two threads:
 - the others are copied by the main thread, then re-read once all are written (re-reading small
   files beside the copying would hold up its many system calls on the interpreter lock, see below);
 - a link (``adopt``) is re-read on those threads as soon as it is made when it holds
-  ``EARLY_CHECK`` bytes or more, else with the small copies.
+  ``EARLY_CHECK`` bytes or more, else with the small copies; with ``"check_links": false`` (absent:
+  true) it is not re-read at all (``oais.storage.base``: the caller says so only when another
+  location's checked copy of the same file has read every byte of it, a hard link being that file).
 Then, with ``fsync``, it flushes the location's file system.
 It ends by writing ``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count":
-n}``, or ``{"ok": false, "error": "..."}`` naming the first file that failed (in the order of the
+n, "unread_links": k}`` (``k`` links left to another location's check), or ``{"ok": false, "error": "..."}`` naming the first file that failed (in the order of the
 files) and why; ``main`` adds ``"nice"``, the niceness the process ran at. Nothing else is written.
 
 It is a process of its own, not a thread, because the ingest's main thread is busy in Python all
@@ -63,6 +65,8 @@ def run(folder: Path) -> dict[str, object]:
     out.mkdir()
     made = {""}
     targets: list[Path] = []
+    later: list[int] = []  # the small copies and links, re-read once all are written
+    check_links = job.get("check_links", True)
 
     def check(i: int) -> str | None:
         source, _rel, expected, _size = files[i]
@@ -94,7 +98,8 @@ def run(folder: Path) -> dict[str, object]:
                     if parent not in made:
                         os.makedirs(out / parent, exist_ok=True)
                         made.add(parent)
-                    if job["adopt"] and _adopt(Path(source), target):
+                    linked = job["adopt"] and _adopt(Path(source), target)
+                    if linked:
                         copied(size)
                     elif size >= EARLY_CHECK:
                         targets.append(target)
@@ -108,12 +113,15 @@ def run(folder: Path) -> dict[str, object]:
                         future.cancel()
                     return {"ok": False, "error": f"cannot copy {source}: {exc.strerror or exc}"}
                 targets.append(target)
+                if linked and not check_links:
+                    continue
                 if size >= EARLY_CHECK:
                     early[i] = pool.submit(check, i)
+                else:
+                    later.append(i)
             wait(early.values())  # copies still being made report their progress until then
-        rest = [i for i in range(len(files)) if i not in early]
-        checked = dict(zip(rest, pool.map(check, rest)))
-        for i in range(len(files)):  # the first failure in the order of the files
+        checked = dict(zip(later, pool.map(check, later)))
+        for i in sorted([*early, *later]):  # the first failure in the order of the files
             problem = early[i].result() if i in early else checked[i]
             if problem is not None:
                 return {"ok": False, "error": problem}
@@ -122,7 +130,7 @@ def run(folder: Path) -> dict[str, object]:
             _sync_tree(out, targets)
         except OSError as exc:
             return {"ok": False, "error": f"cannot flush the copies to disk: {exc.strerror or exc}"}
-    return {"ok": True, "count": len(files)}
+    return {"ok": True, "count": len(files), "unread_links": len(files) - len(early) - len(later)}
 
 
 def _mismatch(source: str, found: str, expected: str) -> str:

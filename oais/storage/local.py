@@ -24,7 +24,8 @@ linked once has two links and is copied: two replicas never share an inode.
 
 ``prepare(files, adopt=...)`` copies (or links) a delivery's staged files into ``.staging`` ahead of
 time, in another process (``oais.storage.copy_ahead``), while the ingest describes the delivery: each
-copy is re-read and checked against its sha256 there, then flushed. ``stage(..., prepared=...)`` then
+copy is re-read and checked against its sha256 there (a link too, unless ``check_links=False``: see
+``oais.storage.base``), then flushed. The copies are read from the given files' paths (``sendfile``). ``stage(..., prepared=...)`` then
 renames each prepared copy into the object instead of writing it (a rename moves the verified file, it
 does not rewrite it), provided its sha256 is the one the entry asks for; the object's other files are
 written and re-read as usual. While ``stage`` waits for the copying to end, it reports the bytes
@@ -361,9 +362,11 @@ class LocalStorage:
             raise StorageError(self.name, f"cannot prepare storage root at {self.path}: {exc}") from exc
 
     # -- writing ------------------------------------------------------------------------------
-    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False) -> "LocalPreparedCopies":
+    def prepare(self, files: Iterable[SourceFile], *, adopt: bool = False,
+                check_links: bool = True) -> "LocalPreparedCopies":
         """Start copying (with ``adopt``: linking) ``files`` into the staging area in another process;
-        returns at once. See the module docstring and ``oais.storage.copy_ahead``. Nothing is copied
+        returns at once. See the module docstring and ``oais.storage.copy_ahead``; ``check_links``: see
+        ``oais.storage.base`` (every copy is checked whatever it says, a link only with it). Nothing is copied
         ahead when there is no file, or no Python interpreter to start (``sys.executable`` empty, as in
         some embedded interpreters): ``stage`` then writes every file itself."""
         import subprocess
@@ -378,7 +381,7 @@ class LocalStorage:
             folder.mkdir()
             relative = _relative_paths([f.path for f in listed])
             job = {"files": [[os.fspath(f.path), rel, f.sha256, f.size] for f, rel in zip(listed, relative)],
-                   "adopt": adopt, "fsync": self.fsync}
+                   "adopt": adopt, "check_links": check_links, "fsync": self.fsync}
             (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
             with open(folder / "stderr.txt", "xb") as err:
                 # -P: the current folder (where the archivist ran the command: perhaps the delivery

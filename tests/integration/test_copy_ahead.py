@@ -255,11 +255,12 @@ def test_ingest_refuses_when_a_copy_made_ahead_does_not_verify(archive: Archive,
     """replica-b's copying is told a wrong sha256 for one staged file: its copy cannot verify."""
     real_prepare = LocalStorage.prepare
 
-    def prepare(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False) -> LocalPreparedCopies:
+    def prepare(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False,
+                check_links: bool = True) -> LocalPreparedCopies:
         listed = list(files)
         if self.name == "replica-b":
             listed[0] = SourceFile(listed[0].path, "0" * 64, listed[0].size)
-        return real_prepare(self, listed, adopt=adopt)
+        return real_prepare(self, listed, adopt=adopt, check_links=check_links)
 
     monkeypatch.setattr(LocalStorage, "prepare", prepare)
     result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
@@ -291,8 +292,9 @@ def test_ingest_refused_while_describing_stops_the_copying(archive: Archive, fit
     started: list[LocalPreparedCopies] = []
     real_prepare = LocalStorage.prepare
 
-    def spying(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False) -> LocalPreparedCopies:
-        copies = real_prepare(self, files, adopt=adopt)
+    def spying(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False,
+               check_links: bool = True) -> LocalPreparedCopies:
+        copies = real_prepare(self, files, adopt=adopt, check_links=check_links)
         started.append(copies)
         return copies
 
@@ -326,11 +328,15 @@ def test_the_copying_process_imports_nothing_from_the_current_folder(store: Loca
     assert not marker.exists()
 
 
-def _job(folder: Path, files: list[tuple[Path, bytes]], digests: dict[str, str] | None = None) -> None:
+def _job(folder: Path, files: list[tuple[Path, bytes]], digests: dict[str, str] | None = None, *,
+         adopt: bool = False, check_links: bool | None = None) -> None:
     folder.mkdir()
     rows = [[str(path), path.name, (digests or {}).get(path.name, hashlib.sha256(data).hexdigest()), len(data)]
             for path, data in files]
-    (folder / "job.json").write_text(json.dumps({"files": rows, "adopt": False, "fsync": False}))
+    job: dict[str, object] = {"files": rows, "adopt": adopt, "fsync": False}
+    if check_links is not None:
+        job["check_links"] = check_links
+    (folder / "job.json").write_text(json.dumps(job))
 
 
 @pytest.fixture
@@ -377,7 +383,7 @@ def test_a_large_copy_is_made_and_re_read_beside_the_next_ones(tmp_path: Path, m
     monkeypatch.setattr(fileio, "copy_data", copy_data)
     monkeypatch.setattr(fileio, "copy_reread", reread)
     _job(tmp_path / "job", mixed)
-    assert run(tmp_path / "job") == {"ok": True, "count": 4}
+    assert run(tmp_path / "job") == {"ok": True, "count": 4, "unread_links": 0}
     assert waited == [True]
     assert {p.name: p.read_bytes() for p in (tmp_path / "job" / "files").iterdir()} == {
         path.name: data for path, data in mixed}
@@ -411,6 +417,109 @@ def test_the_first_copy_that_does_not_match_in_the_job_order_is_named(
     assert f"the copy of {tmp_path / named} does not match after writing" in str(result["error"])
 
 
+@pytest.mark.parametrize("check_links", [None, True, False], ids=["links-checked-by-default", "links-checked",
+                                                                   "links-left-unread"])
+def test_links_are_re_read_unless_the_job_says_another_copy_reads_them(
+        tmp_path: Path, mixed: list[tuple[Path, bytes]], check_links: bool | None) -> None:
+    """Every file is linked (one link each, same file system); the job gives a wrong sha256 for a
+    large one and a small one. Re-read, the links fail on the first of them; left unread (another
+    location's checked copies read those files), the job succeeds and counts them."""
+    from oais.storage.copy_ahead import run
+
+    _job(tmp_path / "job", mixed, {"big1": "0" * 64, "small2": "0" * 64}, adopt=True, check_links=check_links)
+    result = run(tmp_path / "job")
+    if check_links is False:
+        assert result == {"ok": True, "count": 4, "unread_links": 4}
+    else:
+        assert result["ok"] is False
+        assert f"the copy of {tmp_path / 'big1'} does not match after writing" in str(result["error"])
+    for path, _data in mixed:
+        assert os.path.samefile(tmp_path / "job" / "files" / path.name, path)
+
+
+def test_copies_are_checked_when_the_links_are_left_unread(tmp_path: Path, mixed: list[tuple[Path, bytes]]) -> None:
+    """small1 and big2 have a second link, so they are copied, not linked: their copies are checked
+    even when links are not (big1, wrong too and first in the job, is linked and not read)."""
+    from oais.storage.copy_ahead import run
+
+    for name in ("small1", "big2"):
+        os.link(tmp_path / name, tmp_path / f"{name}.other")
+    _job(tmp_path / "job", mixed, {"big1": "0" * 64, "small1": "0" * 64}, adopt=True, check_links=False)
+    result = run(tmp_path / "job")
+    assert result["ok"] is False
+    assert f"the copy of {tmp_path / 'small1'} does not match after writing" in str(result["error"])
+    copies = tmp_path / "job" / "files"
+    assert os.path.samefile(copies / "big1", tmp_path / "big1")
+    assert not os.path.samefile(copies / "big2", tmp_path / "big2")
+
+    _job(tmp_path / "job2", mixed, {"big2": "0" * 64}, adopt=True, check_links=False)
+    result = run(tmp_path / "job2")
+    assert result["ok"] is False
+    assert f"the copy of {tmp_path / 'big2'} does not match after writing" in str(result["error"])
+
+
+def _damaging_prepare(monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, bool, bool]]) -> None:
+    """``LocalStorage.prepare``, first flipping one byte of the staged README.txt (once), as a write
+    that went wrong while staging would leave it; the calls are recorded."""
+    real_prepare = LocalStorage.prepare
+
+    def prepare(self: LocalStorage, files: Iterable[SourceFile], *, adopt: bool = False,
+                check_links: bool = True) -> LocalPreparedCopies:
+        listed = list(files)
+        if not calls:
+            readme = next(f.path for f in listed if f.path.name == "README.txt")
+            with open(readme, "r+b") as fh:
+                first = fh.read(1)
+                fh.seek(0)
+                fh.write(bytes([first[0] ^ 0x20]))
+        calls.append((self.name, adopt, check_links))
+        return real_prepare(self, listed, adopt=adopt, check_links=check_links)
+
+    monkeypatch.setattr(LocalStorage, "prepare", prepare)
+
+
+def test_a_staged_file_gone_wrong_is_caught_by_the_second_location_s_copy(
+        archive: Archive, fits_delivery: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two locations, replica-a's links are not re-read (``check_links=False``): replica-b's copy
+    of the damaged staged file does not verify, and nothing is stored anywhere."""
+    calls: list[tuple[str, bool, bool]] = []
+    _damaging_prepare(monkeypatch, calls)
+    result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+    assert calls == [("replica-a", True, False), ("replica-b", False, True)]
+    assert result.disposition is Disposition.REFUSED
+    reason = result.reason or ""
+    assert "STO-E001" in reason and "replica-b" in reason and "README.txt does not match after writing" in reason
+    for location in archive.locations:
+        assert location.staging_leftovers() == [] and location.list_objects() == []
+
+
+def test_with_one_location_its_links_are_re_read(home: Path, fits_delivery: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """No other location copies the staged files: the only one re-reads its links, and the damaged
+    staged file is caught there."""
+    from oais.bootstrap import open_archive
+    from oais.config import load_settings
+
+    toml = home / "oais.toml"
+    text = toml.read_text(encoding="utf-8")
+    second = '[[storage.locations]]\nname = "replica-b"\nkind = "local"\npath = "replica-b"\n'
+    assert second in text and "copies_required = 2" in text
+    toml.write_text(text.replace(second, "").replace("copies_required = 2", "copies_required = 1"), encoding="utf-8")
+    archive = open_archive(load_settings(home))
+    try:
+        calls: list[tuple[str, bool, bool]] = []
+        _damaging_prepare(monkeypatch, calls)
+        result = ingest(IngestRequest(fits_delivery, "eit-195"), archive.ingest_context())
+        assert calls == [("replica-a", True, True)]
+        assert result.disposition is Disposition.REFUSED
+        reason = result.reason or ""
+        assert "STO-E001" in reason and "replica-a" in reason and "README.txt does not match after writing" in reason
+        assert [loc.name for loc in archive.locations] == ["replica-a"]
+        assert archive.locations[0].list_objects() == []
+    finally:
+        archive.close()
+
+
 def test_the_copying_process_runs_nicer_than_the_ingest(store: LocalStorage,
                                                         staged: tuple[Path, dict[str, bytes]]) -> None:
     """It gives the cores to the ingest's own process first (see ``COPY_AHEAD_NICENESS``)."""
@@ -425,7 +534,8 @@ def test_the_copying_process_runs_nicer_than_the_ingest(store: LocalStorage,
     finally:
         copies.close()
     assert COPY_AHEAD_NICENESS > 0
-    assert result == {"ok": True, "count": len(files), "nice": min(19, os.nice(0) + COPY_AHEAD_NICENESS)}
+    assert result == {"ok": True, "count": len(files), "unread_links": 0,
+                      "nice": min(19, os.nice(0) + COPY_AHEAD_NICENESS)}
 
 
 @pytest.mark.parametrize("args", [[], ["--nice=x", "f"], ["--nice=-5", "f"], ["f", "g"]])

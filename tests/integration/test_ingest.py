@@ -83,6 +83,12 @@ def test_catalog_records_files_replicas_and_events(archive, fits_delivery: Path)
     for required in ("ing", "mes", "for", "mee", "ipc"):
         assert required in types
     assert types.count("fix") == 2
+    fix = {e["detail"] for e in shown["events"] if e["type"] == "fix"}
+    assert fix == {  # replica-a's links were read, and checked, as the source of replica-b's copies
+        "copy written to storage location 'replica-a' and flushed; its files hard-linked to the staged delivery "
+        "verified (sha256) by reading them into the verified copies of 'replica-b', every other file re-read "
+        "and verified (sha256)",
+        "copy written to storage location 'replica-b', flushed, re-read and verified (sha256)"}
     # nothing failed; checks may warn on real data (fitsverify notes, no ClamAV signature database)
     assert {e["outcome"] for e in shown["events"]} <= {"suc", "war"}
     assert all(e["outcome"] == "suc" for e in shown["events"] if e["type"] in ("ing", "ipc", "mes", "for", "mee"))
