@@ -52,7 +52,7 @@ lint: install
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) build dist *.egg-info .pytest_cache
 
-# Benchmarks (docs/performance.md): `make bench` (SCALE=1: 11-20 min here, with the machine's speed) or `make bench SCALE=0.1` (about 2 min).
+# Benchmarks (docs/performance.md): `make bench` (SCALE=1: 7-15 min here, with the machine's speed) or `make bench SCALE=0.1` (about 2 min).
 SCALE ?= 1
 BENCH_ARGS ?=
 .PHONY: bench

@@ -26,8 +26,9 @@ Every copy is re-read and checked against its sha256, on two threads:
   location's checked copy of the same file has read every byte of it, a hard link being that file).
 Then, with ``fsync``, it flushes the location's file system.
 It ends by writing ``result.json`` (under a temporary name, then renamed): ``{"ok": true, "count":
-n, "unread_links": k}`` (``k`` links left to another location's check), or ``{"ok": false, "error": "..."}`` naming the first file that failed (in the order of the
-files) and why; ``main`` adds ``"nice"``, the niceness the process ran at. Nothing else is written.
+n, "unread_links": k}`` (``k`` links left to another location's check), or ``{"ok": false, "error":
+"..."}`` naming the first file that failed (in the order of the files) and why; ``main`` adds
+``"nice"``, the niceness the process ran at. Nothing else is written.
 
 It is a process of its own, not a thread, because the ingest's main thread is busy in Python all
 that time (identifying formats, building PREMIS): a thread of the same interpreter waits up to the

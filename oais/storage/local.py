@@ -25,11 +25,12 @@ linked once has two links and is copied: two replicas never share an inode.
 ``prepare(files, adopt=...)`` copies (or links) a delivery's staged files into ``.staging`` ahead of
 time, in another process (``oais.storage.copy_ahead``), while the ingest describes the delivery: each
 copy is re-read and checked against its sha256 there (a link too, unless ``check_links=False``: see
-``oais.storage.base``), then flushed. The copies are read from the given files' paths (``sendfile``). ``stage(..., prepared=...)`` then
-renames each prepared copy into the object instead of writing it (a rename moves the verified file, it
-does not rewrite it), provided its sha256 is the one the entry asks for; the object's other files are
-written and re-read as usual. While ``stage`` waits for the copying to end, it reports the bytes
-copied so far as its own progress. Whatever was prepared and not taken is removed by ``close()``.
+``oais.storage.base``), then flushed. The copies are read from the given files' paths (``sendfile``).
+``stage(..., prepared=...)`` then renames each prepared copy into the object instead of writing it (a
+rename moves the verified file, it does not rewrite it), provided its sha256 is the one the entry asks
+for; the object's other files are written and re-read as usual. While ``stage`` waits for the copying
+to end, it reports the bytes copied so far as its own progress. Whatever was prepared and not taken is
+removed by ``close()``.
 The copying process runs ``COPY_AHEAD_NICENESS`` steps nicer than the ingest: on two cores, it takes
 the time the ingest's own process leaves, rather than a share of its core.
 """
@@ -366,9 +367,9 @@ class LocalStorage:
                 check_links: bool = True) -> "LocalPreparedCopies":
         """Start copying (with ``adopt``: linking) ``files`` into the staging area in another process;
         returns at once. See the module docstring and ``oais.storage.copy_ahead``; ``check_links``: see
-        ``oais.storage.base`` (every copy is checked whatever it says, a link only with it). Nothing is copied
-        ahead when there is no file, or no Python interpreter to start (``sys.executable`` empty, as in
-        some embedded interpreters): ``stage`` then writes every file itself."""
+        ``oais.storage.base`` (every copy is checked whatever it says, a link only with it). Nothing is
+        copied ahead when there is no file, or no Python interpreter to start (``sys.executable`` empty,
+        as in some embedded interpreters): ``stage`` then writes every file itself."""
         import subprocess
         import sys
 
