@@ -358,6 +358,7 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
                 except OSError as exc:
                     raise _WriteFailed(rel, exc) from None
                 writeback.wrote(written)
+            writeback.done()
             _ensure_owner(fd, os.fstat(fd).st_mode, is_dir=False, like=mode)
             if times_ns is not None:
                 try:

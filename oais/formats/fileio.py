@@ -11,8 +11,9 @@ them (Linux ``sync_file_range``). Left alone, the kernel keeps dirty pages in me
 30 s old or fill 10 % of memory (about 2.3 GiB here): an ingest of 2 GiB would leave the disk idle
 while it hashes and stages, then wait for all 4 GiB of its two replicas in the final flush. The
 copy (``copy_data``) and staging (``sip.receive_common._write``) call it through ``Writeback``, every
-``WRITEBACK_CHUNK`` bytes of a file, so a file smaller than that is left to the final flush as
-before. It is no flush: the durability of an object still comes from the ``syncfs`` (or fsyncs)
+``WRITEBACK_CHUNK`` bytes of a file and at the end of a file of ``WRITEBACK_TAIL`` bytes or more;
+smaller files are left to the kernel's own writeback and the final flush, which write them in
+larger batches. It is no flush: the durability of an object still comes from the ``syncfs`` (or fsyncs)
 that end its writing.
 
 ``copy_reread(src, dst, reread, update)`` copies a large file window by window, re-reads each window
@@ -34,6 +35,11 @@ _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, err
 
 
 WRITEBACK_CHUNK = 8 << 20  # a written file's bytes are handed to the disk this many at a time
+# ... and what is left at the end of a file this large or larger. Without it, the 2,000 FITS files of
+# 1 MiB of the benchmark (2 GiB) stayed dirty in memory through their staging until the kernel began
+# writing them all at once, and the second location's copies then waited 1.2 s for the disk; with it,
+# nothing waits for the disk, though on two busy cores the ingest took as long (docs/performance.md).
+WRITEBACK_TAIL = 512 << 10
 _WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # sync_file_range's SYNC_FILE_RANGE_* flags (Linux)
 
 
@@ -75,7 +81,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 class Writeback:
     """Hands the bytes written to ``fd`` to the disk every ``WRITEBACK_CHUNK`` bytes
-    (``start_writeback``): call ``wrote(n)`` after writing ``n`` more bytes in order from offset 0."""
+    (``start_writeback``): call ``wrote(n)`` after writing ``n`` more bytes in order from offset 0,
+    and ``done()`` once the file is written (the rest, if the file holds ``WRITEBACK_TAIL`` bytes or
+    more)."""
 
     __slots__ = ("fd", "written", "flushed")
 
@@ -87,6 +95,11 @@ class Writeback:
     def wrote(self, n: int) -> None:
         self.written += n
         if self.written - self.flushed >= WRITEBACK_CHUNK:
+            start_writeback(self.fd, self.flushed, self.written - self.flushed)
+            self.flushed = self.written
+
+    def done(self) -> None:
+        if self.written >= WRITEBACK_TAIL and self.written > self.flushed:
             start_writeback(self.fd, self.flushed, self.written - self.flushed)
             self.flushed = self.written
 
@@ -210,4 +223,5 @@ def copy_data(src: int, dst: int, progress: Callable[[int], None] | None = None,
         writeback.wrote(n)
         if progress:
             progress(n)
+    writeback.done()
     return total

@@ -102,6 +102,24 @@ def test_large_writes_go_to_the_disk_without_waiting_for_a_flush(tmp_path: Path,
     assert (tmp_path / "b").read_bytes() == data
 
 
+@pytest.mark.parametrize(("size", "handed"), [(fileio.WRITEBACK_TAIL + 1, True), (fileio.WRITEBACK_TAIL - 1, False)],
+                         ids=["the-end-of-a-copy-handed-to-the-disk", "a-small-copy-left-to-the-kernel"])
+def test_the_end_of_a_copy_goes_to_the_disk_unless_the_copy_is_small(tmp_path: Path, size: int,
+                                                                      handed: bool) -> None:
+    from tests.conftest import delayed_extents, unavailable
+
+    if fileio._sync_file_range() is None:
+        unavailable("no sync_file_range here (Linux only)")
+    assert size < fileio.WRITEBACK_CHUNK
+    data = os.urandom(size)
+    (tmp_path / "a").write_bytes(data)
+    if not delayed_extents(tmp_path / "a"):
+        unavailable(f"the file system of {tmp_path} shows no delayed allocation through FIEMAP")
+    _copy(tmp_path / "a", tmp_path / "b")
+    assert (delayed_extents(tmp_path / "b") == 0) is handed
+    assert (tmp_path / "b").read_bytes() == data
+
+
 # -- copy_reread: a large copy made, re-read and dropped from the page cache window by window ---------
 
 WINDOW = 1 << 20

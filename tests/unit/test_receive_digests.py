@@ -71,3 +71,29 @@ def test_a_large_staged_file_is_handed_to_the_disk_as_it_is_written(tmp_path: Pa
     assert delayed_extents(copy) == 0
     assert copy.read_bytes() == data
     assert staged.digests[copy] == digest_file(source / "big.bin")
+
+
+def test_the_end_of_a_staged_file_goes_to_the_disk_unless_the_file_is_small(tmp_path: Path) -> None:
+    """A file of WRITEBACK_TAIL bytes or more (a FITS image of 1 MiB), smaller than WRITEBACK_CHUNK,
+    is handed to the disk once staged; a smaller one is left to the kernel and the final flush."""
+    import os
+
+    from oais.formats.fileio import WRITEBACK_CHUNK, WRITEBACK_TAIL, _sync_file_range
+    from tests.conftest import delayed_extents, unavailable
+
+    if _sync_file_range() is None:
+        unavailable("no sync_file_range here (Linux only)")
+    source = tmp_path / "delivery"
+    source.mkdir()
+    sizes = {"image.fits": WRITEBACK_TAIL + 2880, "at-the-line.bin": WRITEBACK_TAIL, "small.txt": WRITEBACK_TAIL - 1}
+    assert max(sizes.values()) < WRITEBACK_CHUNK
+    for name, size in sizes.items():
+        (source / name).write_bytes(os.urandom(size))
+    if not delayed_extents(source / "small.txt"):
+        unavailable(f"the file system of {tmp_path} shows no delayed allocation through FIEMAP")
+    staged = stage_delivery(source, tmp_path / "staged")
+    assert delayed_extents(staged.root / "image.fits") == 0
+    assert delayed_extents(staged.root / "at-the-line.bin") == 0
+    assert delayed_extents(staged.root / "small.txt") > 0
+    for name in sizes:
+        assert (staged.root / name).read_bytes() == (source / name).read_bytes()
