@@ -12,9 +12,8 @@ them (Linux ``sync_file_range``). Left alone, the kernel keeps dirty pages in me
 while it hashes and stages, then wait for all 4 GiB of its two replicas in the final flush. The
 copy (``copy_data``) and staging (``sip.receive_common._write``) call it through ``Writeback``, every
 ``WRITEBACK_CHUNK`` bytes of a file and at the end of a file of ``WRITEBACK_TAIL`` bytes or more;
-smaller files are left to the kernel's own writeback and the final flush, which write them in
-larger batches. It is no flush: the durability of an object still comes from the ``syncfs`` (or fsyncs)
-that end its writing.
+smaller files are left to the kernel's own writeback and the final flush, as before. It is no
+flush: the durability of an object still comes from the ``syncfs`` (or fsyncs) that end its writing.
 
 ``copy_reread(src, dst, reread, update)`` copies a large file window by window, re-reads each window
 as soon as it is written (for its digest), and drops it from the page cache once the disk has it
