@@ -17,8 +17,8 @@ flush: the durability of an object still comes from the ``syncfs`` (or fsyncs) t
 
 ``copy_reread(src, dst, reread, update)`` copies a large file window by window, re-reads each window
 as soon as it is written (for its digest), and drops it from the page cache once the disk has it
-(``flush_and_drop``): the copying processes of the ingest use it for large copies
-(``oais.storage.copy_ahead``).
+(``flush_and_drop``): the copying processes of the ingest use it for every copy of
+``oais.storage.copy_ahead.EARLY_CHECK`` bytes or more.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def run(folder: Path) -> dict[str, object]:
         return None if found == expected else _mismatch(source, found, expected)
 
     with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="verify-ahead") as pool:
-        early: dict[int, Future[str | None]] = {}  # large copies and links, beside the next ones
+        early: dict[int, Future[str | None]] = {}  # copies and links of EARLY_CHECK bytes or more, beside the next ones
         with _Progress(folder / "progress") as copied:
             for i, (source, rel, _sha256, size) in enumerate(files):
                 target = out / rel
