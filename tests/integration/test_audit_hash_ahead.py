@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import oais.services.audit as audit_module
+from oais.formats.digest import READ_BUFFER
 from oais.storage import hash_ahead
 from oais.storage.hash_ahead import Digests, Found, HashAhead
 from tests.integration.test_audit_sha256 import BAD, FITS, GOOD, Held, flip_byte
@@ -322,9 +323,9 @@ def test_a_process_that_does_not_report_is_ended_and_nothing_is_taken_from_it(
     assert ahead.process.poll() is not None  # ended (killed while stopped)
 
 
-# -- asking for more, and hashing through a mapping --------------------------------------------------
-@pytest.mark.parametrize("size", [0, 1, hash_ahead.MAP_MIN - 1, hash_ahead.MAP_MIN, hash_ahead.MAP_WINDOW,
-                                  hash_ahead.MAP_WINDOW + 1, 2 * hash_ahead.MAP_WINDOW + 4097])
+# -- asking for more, and hashing files of any size ---------------------------------------------------
+@pytest.mark.parametrize("size", [0, 1, READ_BUFFER - 1, READ_BUFFER, READ_BUFFER + 1, hash_ahead.LARGE - 1,
+                                  hash_ahead.LARGE, 4 * hash_ahead.LARGE + 4097])
 def test_a_file_of_any_size_is_hashed_whole(tmp_path: Path, size: int) -> None:
     path = tmp_path / "f"
     path.write_bytes(os.urandom(size))
@@ -346,7 +347,7 @@ def test_asked_for_more_it_hashes_the_files_named_then_ends(tmp_path: Path, star
     mine = [walked / f"w{i}" for i in range(30)]
     theirs = [other / f"o{i}" for i in range(5)] + [other / "big"]
     for i, p in enumerate(mine + theirs):
-        p.write_bytes(os.urandom(hash_ahead.MAP_MIN + 3 if p.name == "big" else 100 + i))
+        p.write_bytes(os.urandom(hash_ahead.LARGE + 3 if p.name == "big" else 100 + i))
     ahead = start(started, walked)
     digests = ahead.digests(more=True)
     assert digests.more is not None
@@ -417,8 +418,8 @@ def unit_keys(held: Held) -> set[str]:
 
 def test_a_process_that_dies_while_hashing_what_it_was_asked_leaves_it_to_the_audit(
         held: Held, started: list[HashAhead], monkeypatch: pytest.MonkeyPatch) -> None:
-    """As when a file is cut short while it is mapped (SIGBUS): the audit reads itself every file
-    the process did not report, and checks each file once."""
+    """As when the process is killed (by the kernel short of memory, by an operator): the audit reads
+    itself every file the process did not report, and checks each file once."""
     import signal
 
     held.set_digests(sha256=True)
@@ -465,14 +466,14 @@ def test_small_files_are_read_by_the_audit_not_asked_for(held: Held, started: li
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     held.set_digests(sha256=True)
     units = held.units()
-    assert all(u[3] < hash_ahead.MAP_MIN for u in units)  # the fixture's files are small
+    assert all(u[3] < hash_ahead.LARGE for u in units)  # the fixture's files are small
     ahead = start(started, *roots(held))
     asked = forget_what_was_hashed(ahead, monkeypatch)
     read = count_reads(monkeypatch)
 
     result = held.audit(ahead=ahead)
 
-    assert ahead.digests().more_from == hash_ahead.MAP_MIN
+    assert ahead.digests().more_from == hash_ahead.LARGE
     assert asked == [] and result.intact and result.files == len(units)
     keys = unit_keys(held)
     from_pending = [k for k, f in ahead.digests().pending.items() if k in keys and f.result(timeout=0) is not None]
