@@ -7,7 +7,7 @@ imports the catalog's libraries and plans its work: those imports take 0.3-0.9 s
 the other core would be idle. The process walks each OCFL storage root (not following symlinked
 folders, and leaving out names holding a newline) and hashes every regular file on two threads with
 sha256, keeping the results in memory, each file read as the audit reads it
-(:func:`oais.formats.digest.fd_digest`). It never writes anywhere but its standard output.
+(:func:`oais.formats.digest.read_digest`). It never writes anywhere but its standard output.
 
 Protocol (binary; paths as the file system gives them, ``os.fsencode``):
 
@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
-from oais.formats.digest import fd_digest, open_for_digest
+from oais.formats.digest import read_digest
 
 TYPE_CHECKING = False  # not ``typing``'s: the process imports only what it hashes with (see CHILD)
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _walk(roots: Sequence[str]) -> Iterator[str]:
 
 def _digest(path: str) -> Found:
     """``(size, sha256)`` of the regular file at ``path``, read as the audit reads it
-    (:func:`oais.formats.digest.fd_digest`: one reused buffer per thread).
+    (:func:`oais.formats.digest.read_digest`: one reused buffer per thread).
 
     Large files were once hashed through a mapping of the file instead. On an AMD EPYC host that
     spared about a tenth of the CPU time of the copy into a buffer; on an Intel Xeon host of the same
@@ -81,11 +81,7 @@ def _digest(path: str) -> Found:
     buffer costs little where the mapping wins and saves much where it loses (docs/performance.md).
 
     Raises ``OSError`` when the file cannot be read or is not a regular file."""
-    fd = open_for_digest(path)
-    try:
-        return fd_digest(fd, path, "sha256")  # which reports a file that is not regular
-    finally:
-        os.close(fd)
+    return read_digest(path, "sha256")  # which refuses a file that is not regular, by name
 
 
 class _Hasher:
