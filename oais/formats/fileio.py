@@ -89,18 +89,21 @@ class Writeback:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.written = 0
-        self.flushed = 0  # of which handed to the disk (a file smaller than WRITEBACK_CHUNK: none)
+        self.flushed = 0  # of which handed to the disk (a file under WRITEBACK_TAIL bytes: none)
 
     def wrote(self, n: int) -> None:
         self.written += n
         if self.written - self.flushed >= WRITEBACK_CHUNK:
-            start_writeback(self.fd, self.flushed, self.written - self.flushed)
-            self.flushed = self.written
+            self._hand_over()
 
     def done(self) -> None:
         if self.written >= WRITEBACK_TAIL and self.written > self.flushed:
-            start_writeback(self.fd, self.flushed, self.written - self.flushed)
-            self.flushed = self.written
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Start the disk's writing of every byte written and not yet handed to it."""
+        start_writeback(self.fd, self.flushed, self.written - self.flushed)
+        self.flushed = self.written
 
 
 DROP_WINDOW = 32 << 20  # copy_reread: bytes copied, re-read, flushed and dropped at a time
