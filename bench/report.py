@@ -2,6 +2,10 @@
 """Markdown table of one or more ``bench/run.py --results FILE`` files against the issue's targets.
 
     python bench/report.py scale0.1.json scale1.json
+
+A ratio whose median mixes cold and warm rounds (either side's system times in two regimes:
+``timing.two_regimes``, docs/performance.md, *Two memory regimes*) is not counted as meeting its
+target: its cell says so, and gives the best time against the best, with the verdict on that.
 """
 
 from __future__ import annotations
@@ -9,6 +13,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import two_regimes  # noqa: E402
 
 # name -> (comparison, bound): ratios must be at least the bound, _ms and _mb at most.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -25,7 +34,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 
-def verdict(name: str, value: str) -> str:
+def verdict(name: str, value: str | float) -> str:
     op, bound = TARGETS.get(name, ("", 0.0))
     try:
         v = float(value)
@@ -37,6 +46,20 @@ def verdict(name: str, value: str) -> str:
     return "met" if ok else "**not met**"
 
 
+def cell(name: str, result: dict[str, Any]) -> str:
+    """The value and its verdict; for a ratio measured over several rounds whose median mixes cold
+    and warm memory on either side, "not counted" and the verdict on the best against the best."""
+    value = result["value"]
+    ours, ref = result.get("ours_s") or [], result.get("ref_s") or []
+    mixed = any(two_regimes([system for _, system in result.get(side) or []])
+                for side in ("ours_cpu_s", "ref_cpu_s"))
+    if TARGETS.get(name, ("", 0.0))[0] == ">=" and mixed and min(len(ours), len(ref)) > 1:
+        best = min(ref) / min(ours)
+        return (f"{value} not counted (cold and warm rounds in one median); "
+                f"best against best {best:.3g} {verdict(name, best)}")
+    return f"{value} {verdict(name, value)}"
+
+
 def main() -> None:
     runs = [(Path(p).name, json.loads(Path(p).read_text())) for p in sys.argv[1:]]
     head = "| name | target | " + " | ".join(f"SCALE={r['scale']:g} ({name})" for name, r in runs) + " |"
@@ -46,7 +69,7 @@ def main() -> None:
         cells = []
         for _, r in runs:
             res = r["results"].get(name)
-            cells.append(f"{res['value']} {verdict(name, res['value'])}" if res else "-")
+            cells.append(cell(name, res) if res else "-")
         target = f"{'≥' if op == '>=' else '≤'} {bound:g}" if op else "-"
         print(f"| `{name}` | {target} | " + " | ".join(cells) + " |")
 

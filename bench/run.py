@@ -39,7 +39,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import workloads as wl  # noqa: E402
-from timing import CommandFailed, Contender, alternate, log, median, run, run_measured  # noqa: E402
+from timing import CommandFailed, Contender, alternate, log, median, run, run_measured, two_regimes  # noqa: E402
 
 GiB = 1 << 30
 
@@ -143,11 +143,6 @@ def _ratio(ours: Contender, ref: Contender) -> str:
     return f"{ref.median / ours.median:.3g}"
 
 
-# A side whose rounds' system times differ by more than a second and this factor met memory in two
-# regimes (page-cache pages faulted in from the host or not: docs/performance.md, *Two memory regimes*).
-TWO_REGIMES_FACTOR = 2.5
-
-
 def _times(ours: Contender, ref: Contender, b: Bench, what: str) -> str:
     """The words after a ratio: both medians; with several rounds, the best against the best too, and
     which side's rounds met memory in two regimes (its median then mixes cold and warm rounds)."""
@@ -162,13 +157,8 @@ def _times(ours: Contender, ref: Contender, b: Bench, what: str) -> str:
 
 def _two_regimes(side: Contender) -> str | None:
     """"NAME's system time LO-HI s" when ``side``'s rounds met memory in two regimes, else None."""
-    system = [s for _, s in side.cpu]
-    if len(system) < 2:
-        return None
-    lo, hi = min(system), max(system)
-    if hi - lo > 1.0 and hi > TWO_REGIMES_FACTOR * lo:
-        return f"{side.name}'s system time {lo:.1f}-{hi:.1f} s"
-    return None
+    regimes = two_regimes([s for _, s in side.cpu])
+    return None if regimes is None else f"{side.name}'s system time {regimes[0]:.1f}-{regimes[1]:.1f} s"
 
 
 # -- contenders -------------------------------------------------------------------------------

@@ -137,6 +137,20 @@ class Contender:
         return median(self.seconds)
 
 
+# Rounds whose system times differ by more than a second and this factor met memory in two regimes
+# (page-cache pages faulted in from the host or not: docs/performance.md, *Two memory regimes*).
+TWO_REGIMES_FACTOR = 2.5
+
+
+def two_regimes(system: Sequence[float]) -> tuple[float, float] | None:
+    """``(lowest, highest)`` of the rounds' system times ``system`` when they met memory in two
+    regimes, so that their median mixes cold and warm rounds; None otherwise (or for one round)."""
+    if len(system) < 2:
+        return None
+    lo, hi = min(system), max(system)
+    return (lo, hi) if hi - lo > 1.0 and hi > TWO_REGIMES_FACTOR * lo else None
+
+
 def children_cpu() -> tuple[float, float]:
     """User and system seconds of this process's children that have ended and been waited for (with
     their own waited-for descendants: ``getrusage(RUSAGE_CHILDREN)``), so far.
