@@ -15,9 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from timing import two_regimes  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 # name -> (comparison, bound): ratios must be at least the bound, _ms and _mb at most.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -49,6 +47,10 @@ def verdict(name: str, value: str | float) -> str:
 def cell(name: str, result: dict[str, Any]) -> str:
     """The value and its verdict; for a ratio measured over several rounds whose median mixes cold
     and warm memory on either side, "not counted" and the verdict on the best against the best."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    from timing import two_regimes
+
     value = result["value"]
     ours, ref = result.get("ours_s") or [], result.get("ref_s") or []
     mixed = any(two_regimes([system for _, system in result.get(side) or []])
