@@ -39,7 +39,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import workloads as wl  # noqa: E402
-from timing import CommandFailed, Contender, alternate, log, median, run, run_measured, two_regimes  # noqa: E402
+from timing import CommandFailed, Contender, alternate, log, median, run, run_measured  # noqa: E402
 
 GiB = 1 << 30
 
@@ -157,6 +157,8 @@ def _times(ours: Contender, ref: Contender, b: Bench, what: str) -> str:
 
 def _two_regimes(side: Contender) -> str | None:
     """"NAME's system time LO-HI s" when ``side``'s rounds met memory in two regimes, else None."""
+    from timing import two_regimes  # bench/ is on the path (above)
+
     regimes = two_regimes([s for _, s in side.cpu])
     return None if regimes is None else f"{side.name}'s system time {regimes[0]:.1f}-{regimes[1]:.1f} s"
 
