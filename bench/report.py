@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # for ``timing``, when this module is imported rather than run
+    sys.path.insert(0, str(HERE))
 
 # name -> (comparison, bound): ratios must be at least the bound, _ms and _mb at most.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -47,9 +49,7 @@ def verdict(name: str, value: str | float) -> str:
 def cell(name: str, result: dict[str, Any]) -> str:
     """The value and its verdict; for a ratio measured over several rounds whose median mixes cold
     and warm memory on either side, "not counted" and the verdict on the best against the best."""
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    from timing import two_regimes
+    from timing import two_regimes  # bench/ is on the path (above)
 
     value = result["value"]
     ours, ref = result.get("ours_s") or [], result.get("ref_s") or []
