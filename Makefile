@@ -53,6 +53,7 @@ clean:
 	rm -rf $(VENV) $(DEMO_HOME) build dist *.egg-info .pytest_cache
 
 # Benchmarks (docs/performance.md): `make bench` (SCALE=1: 7-15 min here, with the machine's speed) or `make bench SCALE=0.1` (about 2 min).
+# BENCH_ARGS="--warm 8": every timed ingest and copy in the warm memory regime (3-7 min more at SCALE=1).
 SCALE ?= 1
 BENCH_ARGS ?=
 .PHONY: bench

@@ -62,9 +62,15 @@ def cell(name: str, result: dict[str, Any]) -> str:
     return f"{value} {verdict(name, value)}"
 
 
+def _warm(run: dict[str, Any]) -> str:
+    """", warm N GiB" for a run made with ``--warm N`` (memory touched before each timed command)."""
+    warm = run.get("warm_gib") or 0
+    return f", warm {warm:g} GiB" if warm else ""
+
+
 def main() -> None:
     runs = [(Path(p).name, json.loads(Path(p).read_text())) for p in sys.argv[1:]]
-    head = "| name | target | " + " | ".join(f"SCALE={r['scale']:g} ({name})" for name, r in runs) + " |"
+    head = "| name | target | " + " | ".join(f"SCALE={r['scale']:g}{_warm(r)} ({name})" for name, r in runs) + " |"
     print(head)
     print("|" + "---|" * (2 + len(runs)))
     for name, (op, bound) in TARGETS.items():

@@ -39,7 +39,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import workloads as wl  # noqa: E402
-from timing import CommandFailed, Contender, alternate, log, median, run, run_measured  # noqa: E402
+from timing import CommandFailed, Contender, alternate, log, median, read_tree, run, run_measured  # noqa: E402
 
 GiB = 1 << 30
 
@@ -76,6 +76,10 @@ class Bench:
     env: dict[str, str]
     results: dict[str, Any] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    # Bytes of memory touched and freed before each timed ingest or copy (``--warm``). Not before the
+    # audits, which read files already in the page cache and add no page to it: there, touching memory
+    # only risks evicting the replica they read.
+    warm: int = 0
     defer_removal: bool = True
     _trashed: int = 0
 
@@ -143,15 +147,18 @@ def _ratio(ours: Contender, ref: Contender) -> str:
     return f"{ref.median / ours.median:.3g}"
 
 
-def _times(ours: Contender, ref: Contender, b: Bench, what: str) -> str:
+def _times(ours: Contender, ref: Contender, b: Bench, what: str, warm: int = 0) -> str:
     """The words after a ratio: both medians; with several rounds, the best against the best too, and
-    which side's rounds met memory in two regimes (its median then mixes cold and warm rounds)."""
+    which side's rounds met memory in two regimes (its median then mixes cold and warm rounds); with
+    ``warm``, that each command ran after that many bytes of memory were touched and freed."""
     words = f"{ref.name} {ref.median:.2f} s / ours {ours.median:.2f} s, median of {b.runs} alternating runs"
     if min(len(ours.seconds), len(ref.seconds)) > 1:
         words += f"; best against best {min(ref.seconds) / min(ours.seconds):.3g}"
         mixed = [m for m in (_two_regimes(ref), _two_regimes(ours)) if m]
         if mixed:
             words += f" ({'; '.join(mixed)}: cold and warm memory in one median)"
+    if warm:
+        words += f"; each command after {warm / GiB:g} GiB of memory touched and freed"
     return f"{words}; {what}"
 
 
@@ -173,7 +180,8 @@ def ingest_contender(b: Bench, src: Path, kind: str, keep_last: bool, kept: dict
                          env=b.env)
         os.sync()
         if r.returncode != 0:
-            raise CommandFailed(f"oais ingest {kind} exited {r.returncode}: {r.stderr.strip()[-500:]} {r.stdout[-300:]}")
+            raise CommandFailed(f"oais ingest {kind} exited {r.returncode}: "
+                                f"{r.stderr.strip()[-500:]} {r.stdout[-300:]}")
         out = json.loads(r.stdout)
         if out.get("disposition") != "accepted":
             raise CommandFailed(f"oais ingest {kind}: {out.get('disposition')}: {out.get('issues', [])[:3]}")
@@ -293,10 +301,10 @@ def phase_ingest(b: Bench, kind: str) -> None:
         if b.wants(f"ingest_{kind}_vs_ocflpy"):
             refs[f"ingest_{kind}_vs_ocflpy"] = ocflpy_contender(b, src)
         if refs:
-            alternate(b.runs, [ours, *refs.values()], label=f"ingest {kind}")
+            alternate(b.runs, [ours, *refs.values()], label=f"ingest {kind}", warm=b.warm)
             rss = median([f["rss_mb"] for f in ours.facts])
             for name, ref in refs.items():
-                b.emit(name, _ratio(ours, ref), f"{METRICS[name][1]}; {_times(ours, ref, b, what)}; "
+                b.emit(name, _ratio(ours, ref), f"{METRICS[name][1]}; {_times(ours, ref, b, what, b.warm)}; "
                        f"ingest peak RSS {rss:.0f} MB", ours_s=ours.seconds, ref_s=ref.seconds, ours_rss_mb=rss,
                        ours_cpu_s=ours.cpu, ref_cpu_s=ref.cpu)
         elif want_audit:  # the audit needs one archive of the workload
@@ -316,7 +324,12 @@ def phase_ingest(b: Bench, kind: str) -> None:
                 # sha256, the digest our audit verifies (stored_files.sha256): both sides hash the same
                 bagit.make_bag(str(bag), checksums=["sha256"], processes=2)
                 ref = bagit_contender(b, bag)
-            alternate(b.runs, [audit, ref], label=f"audit {kind}")
+            # both sides' files read once, untimed: the ingest rounds after the kept one (and, with --warm,
+            # the memory touched before them) may have pushed some of the replica out of the page cache
+            read_tree(object_dir)
+            if kind != "large":
+                read_tree(b.work / "bag")
+            alternate(b.runs, [audit, ref], label=f"audit {kind}")  # never --warm: see Bench.warm
             assert audit_name is not None  # want_audit implies it
             b.emit(audit_name, _ratio(audit, ref),
                    f"{METRICS[audit_name][1]}; {_times(audit, ref, b, what + ', one replica, page cache warm')}",
@@ -428,6 +441,21 @@ def _disk_scale(b: Bench, phases: set[str]) -> float:
     return new
 
 
+WARM_SHARE = 0.6  # --warm may touch at most this share of the memory available when the run starts
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` of ``/proc/meminfo``); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="oais-archive benchmarks (see docs/performance.md)")
     p.add_argument("--scale", type=float, default=1.0, help="workload scale (1: the full sizes of the issue)")
@@ -436,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, help="where to write (default: a new folder under /tmp)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--results", type=Path, help="also write every raw time as JSON to this file")
+    p.add_argument("--warm", type=float, default=0.0, metavar="GIB",
+                   help="touch and free this many GiB of memory right before each timed ingest or copy, so that "
+                        "every round meets the warm memory regime (default 0: not done; see docs/performance.md)")
     a = p.parse_args(argv)
     selected = {x.strip() for x in a.only.split(",") if x.strip()} or set(METRICS)
     unknown = selected - set(METRICS)
@@ -443,13 +474,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown names: {', '.join(sorted(unknown))}")
     if a.scale <= 0 or a.runs < 1:
         p.error("--scale must be > 0 and --runs >= 1")
+    if a.warm < 0:
+        p.error("--warm must be >= 0")
+    available = _available_memory()
+    if available is not None and a.warm * GiB > WARM_SHARE * available:
+        p.error(f"--warm {a.warm:g} is more than {WARM_SHARE:.0%} of the memory available now "
+                f"({available / GiB:.1f} GiB): touching it would evict the inputs from the page cache")
     if a.workdir:
         a.workdir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="oais-bench-", dir=a.workdir))
     else:
         work = Path(tempfile.mkdtemp(prefix="oais-bench-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if k not in ("OAIS_HOME", "OAIS_CATALOG_URL")}
-    b = Bench(scale=a.scale, runs=a.runs, work=work, selected=selected, env=env)
+    b = Bench(scale=a.scale, runs=a.runs, work=work, selected=selected, env=env, warm=int(a.warm * GiB))
     phases = {METRICS[n][0] for n in selected}
     b.scale = _disk_scale(b, phases)
     kept = max((DISK_KEPT_PER_RUN.get(p, 0) for p in phases), default=0) * b.runs * b.scale
@@ -459,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         log("note: not enough free space to keep each phase's outputs until it ends: "
             "they are deleted after each run, which makes the next run noisier")
     t_start = time.perf_counter()
-    log(f"scale {b.scale:g}, {b.runs} runs, work folder {work}, metrics: {', '.join(n for n in METRICS if n in selected)}")
+    warm = f", {a.warm:g} GiB of memory touched before each timed ingest or copy" if a.warm else ""
+    log(f"scale {b.scale:g}, {b.runs} runs{warm}, work folder {work}, "
+        f"metrics: {', '.join(n for n in METRICS if n in selected)}")
     try:
         for phase, fn in PHASES:
             if phase in phases:
@@ -474,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t_start
     log(f"done in {total:.1f} s")
     if a.results:
-        a.results.write_text(json.dumps({"scale": b.scale, "runs": b.runs, "seconds": total,
+        a.results.write_text(json.dumps({"scale": b.scale, "runs": b.runs, "warm_gib": a.warm, "seconds": total,
                                          "results": b.results}, indent=2))
     return 1 if b.failed else 0
 

@@ -11,6 +11,9 @@ Method (see docs/performance.md):
   ``/proc/sys/vm/drop_caches``, is not reliable on a shared or virtual machine, and would measure
   the disk rather than our code): inputs are generated just before and are read from page cache,
   by us and by the references alike;
+* with ``warm`` (``bench/run.py --warm GIB``), right before every timed command: a child process
+  writes into every page of that much memory and exits (untimed; :func:`touch_memory`), so that
+  both sides meet the same memory regime (docs/performance.md, *Two memory regimes*);
 * the result is the median of the runs.
 """
 
@@ -165,8 +168,41 @@ def children_cpu() -> tuple[float, float]:
     return usage.ru_utime, usage.ru_stime
 
 
-def alternate(runs: int, contenders: Sequence[Contender], label: str = "") -> None:
-    """Run every contender ``runs`` times, rotating their order each run; fills ``.seconds``."""
+def read_tree(root: str | os.PathLike[str]) -> int:
+    """Read every regular file under ``root`` once (untimed), so that a command timed next finds them in
+    the page cache; returns the bytes read. Symbolic links are not followed."""
+    total = 0
+    buf = bytearray(1 << 20)
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb", buffering=0) as f:
+                while n := f.readinto(buf):
+                    total += n
+    return total
+
+
+def touch_memory(nbytes: int) -> float:
+    """Write into every page of ``nbytes`` of memory in a child process, which then exits and frees
+    them; returns the seconds it took.
+
+    On a virtual machine whose host takes back the memory the guest frees (free page reporting), the
+    command that next grows the page cache into such memory pays a fault in the host for every page
+    (the cold regime); memory freed a moment ago is still backed (the warm regime). Touched right
+    before each timed command, every round of either side meets the warm regime, instead of some
+    rounds meeting one and some the other by chance (docs/performance.md, *Two memory regimes*).
+    """
+    code = "import sys; n = int(sys.argv[1]); b = bytearray(n); b[::4096] = b'\\x01' * len(range(0, n, 4096))"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-S", "-c", code, str(nbytes)], check=True)
+    return time.perf_counter() - t0
+
+
+def alternate(runs: int, contenders: Sequence[Contender], label: str = "", warm: int = 0) -> None:
+    """Run every contender ``runs`` times, rotating their order each run; fills ``.seconds``. With
+    ``warm`` (bytes), :func:`touch_memory` runs right before each timed command."""
     n = len(contenders)
     for i in range(runs):
         k = i % n
@@ -176,6 +212,10 @@ def alternate(runs: int, contenders: Sequence[Contender], label: str = "") -> No
             waited = quiet_disk()
             if waited > 2 * QUIET_WINDOW:
                 log(f"{label} run {i + 1}/{runs}: waited {waited:.1f} s for the disk to go quiet before {c.name}")
+            if warm:  # last, so that the memory it frees has no time to go back to the host
+                touched = touch_memory(warm)
+                log(f"{label} run {i + 1}/{runs}: {warm / (1 << 30):g} GiB of memory touched and freed in "
+                    f"{touched:.1f} s before {c.name}")
             before = children_cpu()
             t0 = time.perf_counter()
             extra = c.timed(ctx)

@@ -178,3 +178,89 @@ def test_report_does_not_count_a_median_of_cold_and_warm_rounds(tmp_path: Path) 
                                             "best against best 1.72 met")
     assert rows["help_ms"] == "47 met" and rows["search_1m_ms"] == "failed not measured"
     assert rows["ingest_small_vs_cp2"] == "-"
+    assert "| SCALE=1 (AO.json) |" in proc.stdout.splitlines()[0]
+
+    results["warm_gib"] = 8
+    path.write_text(json.dumps(results), encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "report.py"), str(path)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=60)
+    assert "| SCALE=1, warm 8 GiB (AO.json) |" in proc.stdout.splitlines()[0], proc.stdout
+
+
+def test_warm_touches_memory_right_before_each_timed_command(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """With ``warm``, ``alternate`` has a child touch that much memory after the wait for a quiet disk and
+    before every timed command, never inside the timed part; without it, never."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import timing
+
+    events: list[str] = []
+    real_touch = timing.touch_memory
+
+    def quiet(max_wait: float = 0.0) -> float:
+        events.append("quiet")
+        return 0.0
+
+    def touch(nbytes: int) -> float:
+        events.append(f"touch {nbytes}")
+        return float(real_touch(nbytes))
+
+    def timed(name: str) -> Any:
+        return lambda _: events.append(f"timed {name}")
+
+    monkeypatch.setattr(timing, "quiet_disk", quiet)
+    monkeypatch.setattr(timing, "touch_memory", touch)
+    sides = [timing.Contender(name, timed(name)) for name in ("ours", "ref")]
+    timing.alternate(2, sides, label="warm", warm=8 << 20)
+    assert events == ["quiet", "touch 8388608", "timed ours", "quiet", "touch 8388608", "timed ref",
+                      "quiet", "touch 8388608", "timed ref", "quiet", "touch 8388608", "timed ours"]
+    assert "warm run 1/2: 0.0078125 GiB of memory touched and freed in" in capsys.readouterr().err
+    events.clear()
+    timing.alternate(1, sides, label="cold")
+    assert events == ["quiet", "timed ours", "quiet", "timed ref"]
+
+
+def test_touch_memory_writes_every_page_in_a_child(tmp_path: Path) -> None:
+    """The memory is touched in a child process of its own (its peak RSS reaches the size asked), so that
+    it is freed when the child exits and the timed command next gets those pages still backed."""
+    probe = ("import resource, sys; sys.path.insert(0, sys.argv[1]); import timing; "
+             "print(timing.touch_memory(64 << 20) >= 0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", probe, str(REPO / "bench")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    ok, peak_kib = proc.stdout.split()
+    assert ok == "True" and int(peak_kib) * 1024 >= 64 << 20, proc.stdout
+
+
+def test_warm_option_is_checked_and_named_in_the_ratio_words(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``--warm`` below zero, or above the share of the available memory that would evict the inputs from
+    the page cache, is refused with a message before anything is made; a run with it says so after each ratio."""
+    bench_run = load_bench_run(monkeypatch)
+    for args, words in ((["--warm", "-1"], "--warm must be >= 0"),
+                        (["--warm", "100000"], "of the memory available now")):
+        with pytest.raises(SystemExit) as exc:
+            bench_run.main(["--only", "help_ms", *args])
+        assert exc.value.code == 2 and words in capsys.readouterr().err
+
+    Contender = bench_run.Contender
+    b = bench_run.Bench(scale=1, runs=1, work=Path("/nonexistent"), selected=set(), env={}, warm=8 << 30)
+    ours, ref = Contender("ours", lambda ctx: None, seconds=[3.0]), Contender("ref", lambda ctx: None, seconds=[6.0])
+    assert bench_run._times(ours, ref, b, "x", b.warm) == (
+        "ref 6.00 s / ours 3.00 s, median of 1 alternating runs; each command after 8 GiB of memory touched and "
+        "freed; x")
+    assert bench_run._times(ours, ref, b, "x") == "ref 6.00 s / ours 3.00 s, median of 1 alternating runs; x"
+
+
+def test_read_tree_reads_every_regular_file_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The audit lines' files are read once before their rounds: every byte of every regular file, in
+    nested folders, and nothing through a symbolic link."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import timing
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "one").write_bytes(b"x" * 3_000_000)
+    (tmp_path / "a" / "b" / "two").write_bytes(b"y" * 10)
+    (tmp_path / "a" / "b" / "empty").write_bytes(b"")
+    (tmp_path / "link").symlink_to(tmp_path / "a" / "one")
+    assert timing.read_tree(tmp_path) == 3_000_010
