@@ -39,7 +39,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import workloads as wl  # noqa: E402
-from timing import CommandFailed, Contender, alternate, log, median, read_tree, run, run_measured  # noqa: E402
+from timing import CommandFailed, Contender, alternate, log, median, run, run_measured  # noqa: E402
 
 GiB = 1 << 30
 
@@ -326,6 +326,8 @@ def phase_ingest(b: Bench, kind: str) -> None:
                 ref = bagit_contender(b, bag)
             # both sides' files read once, untimed: the ingest rounds after the kept one (and, with --warm,
             # the memory touched before them) may have pushed some of the replica out of the page cache
+            from timing import read_tree  # bench/ is on the path (above)
+
             read_tree(object_dir)
             if kind != "large":
                 read_tree(b.work / "bag")
