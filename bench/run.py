@@ -39,7 +39,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import workloads as wl  # noqa: E402
-from timing import CommandFailed, Contender, alternate, log, median, run, run_measured  # noqa: E402
+from timing import (  # noqa: E402
+    CommandFailed, Contender, alternate, log, median, read_tree, run, run_measured, two_regimes,
+)
 
 GiB = 1 << 30
 
@@ -164,8 +166,6 @@ def _times(ours: Contender, ref: Contender, b: Bench, what: str, warm: int = 0) 
 
 def _two_regimes(side: Contender) -> str | None:
     """"NAME's system time LO-HI s" when ``side``'s rounds met memory in two regimes, else None."""
-    from timing import two_regimes  # bench/ is on the path (above)
-
     regimes = two_regimes([s for _, s in side.cpu])
     return None if regimes is None else f"{side.name}'s system time {regimes[0]:.1f}-{regimes[1]:.1f} s"
 
@@ -326,8 +326,6 @@ def phase_ingest(b: Bench, kind: str) -> None:
                 ref = bagit_contender(b, bag)
             # both sides' files read once, untimed: the ingest rounds after the kept one (and, with --warm,
             # the memory touched before them) may have pushed some of the replica out of the page cache
-            from timing import read_tree  # bench/ is on the path (above)
-
             read_tree(object_dir)
             if kind != "large":
                 read_tree(b.work / "bag")
