@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dip.model import DipError, InputFixityError, OutputFile
+from oais.formats.fileio import WRITE_MAX
 
 BUFFER = 1 << 20
 README = "README.txt"
@@ -177,7 +178,7 @@ def _write_entry(zf: zipfile.ZipFile, name: str, entry: _Entry, stamp: tuple[int
     h256 = hashlib.sha256()
     h512 = hashlib.sha512() if entry.sha512 else None
     done = 0
-    buf = bytearray(BUFFER)
+    buf = bytearray(WRITE_MAX)  # one write of the zip per read (oais.formats.fileio.WRITE_MAX)
     view = memoryview(buf)
     with open(entry.source, "rb") as src, zf.open(_info(name, entry.size, stamp), "w") as out:
         while n := src.readinto(buf):

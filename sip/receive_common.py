@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from oais.domain.fixity import Fixity
 from oais.domain.issues import Issue, IssueCode, error, issue
 from oais.formats.digest import Digester
-from oais.formats.fileio import Writeback
+from oais.formats.fileio import WRITE_MAX, Writeback
 from sip.names import is_system_junk, unsafe_reason
 
 BUFFER = 1 << 20
@@ -353,8 +353,8 @@ def _write(dest: Path, rel: PurePosixPath, chunks: Iterable[bytes], budget: _Bud
                 digester.update(chunk)
                 view, written = memoryview(chunk), 0
                 try:
-                    while written < len(view):  # unbuffered: straight from the chunk to the file
-                        written += os.write(fd, view[written:])
+                    while written < len(view):  # unbuffered, WRITE_MAX at a time (oais.formats.fileio)
+                        written += os.write(fd, view[written:written + WRITE_MAX])
                 except OSError as exc:
                     raise _WriteFailed(rel, exc) from None
                 writeback.wrote(written)

@@ -15,6 +15,14 @@ copy (``copy_data``) and staging (``sip.receive_common._write``) call it through
 smaller files are left to the kernel's own writeback and the final flush, as before. It is no
 flush: the durability of an object still comes from the ``syncfs`` (or fsyncs) that end its writing.
 
+``WRITE_MAX`` bounds every ``write`` of a file's bytes made through a buffer (staging, the read/write
+fallback of a copy, a repair's restore, a DIP's zip, an order's download). On the benchmark's virtual
+machine, a ``write`` of 1 MiB or more cost 6-10 times as much system time per byte as smaller ones
+(2 GiB written from one buffer: 2.1-3.7 s of system time in writes of 1, 2 or 8 MiB, 0.34-0.45 s in
+writes of 64-512 KiB, 0.36-0.47 s in writes of 256 KiB from two threads at once; likely the large
+folios the kernel then gives the page cache; see docs/performance.md). ``sendfile`` is not concerned:
+the kernel moves its bytes through a pipe of 64 KiB.
+
 ``copy_reread(src, dst, reread, update)`` copies a large file window by window, re-reads each window
 as soon as it is written (for its digest), and drops it from the page cache once the disk has it
 (``flush_and_drop``): the copying processes of the ingest use it for every copy of
@@ -33,6 +41,7 @@ COPY_CHUNK = 8 << 20  # bytes per sendfile call: progress is reported at least t
 _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
 
 
+WRITE_MAX = 256 << 10  # bytes per write() at most (see the module's docstring)
 WRITEBACK_CHUNK = 8 << 20  # a written file's bytes are handed to the disk this many at a time
 # ... and what is left at the end of a file this large or larger. Without it, the 2,000 FITS files of
 # 1 MiB of the benchmark (2 GiB) stayed dirty in memory through their staging until the kernel began
@@ -173,8 +182,8 @@ def copy_reread(src: int, dst: int, reread: int, update: Callable[[memoryview], 
 class _Copier:
     """Copies from ``src`` to ``dst`` (fds, from their offsets) ``count`` bytes at most per call:
     ``sendfile`` where it works, else ``read``/``write`` through a buffer (``buffer``, else 1 MiB made
-    when first needed). ``sendfile`` is given up only when it refuses these files before any byte is
-    copied (``EINVAL``, ``ENOSYS``, ...); a later error is raised."""
+    when first needed), ``WRITE_MAX`` bytes per write at most. ``sendfile`` is given up only when it
+    refuses these files before any byte is copied (``EINVAL``, ``ENOSYS``, ...); a later error is raised."""
 
     __slots__ = ("src", "dst", "sendfile", "copied", "buffer", "_view")
 
@@ -207,7 +216,7 @@ class _Copier:
         n = os.readv(self.src, (view[:min(len(view), count)],))
         done = 0
         while done < n:
-            done += os.write(self.dst, view[done:n])
+            done += os.write(self.dst, view[done:min(n, done + WRITE_MAX)])
         self.copied = self.copied or n > 0
         return n
 

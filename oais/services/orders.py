@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from oais.catalog import models as m
 from oais.catalog import repository as repo
 from oais.domain import premis
+from oais.formats.fileio import WRITE_MAX
 
 ACTIVE = ("queued", "running", "ready")
 MAX_ATTEMPTS = 3
@@ -263,7 +264,7 @@ def download(sessions: sessionmaker[Session], order_id: str, dest: Path, *, user
         tmp = target.with_name(f".{target.name}.part")
         h = hashlib.sha256()
         with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(1 << 20):
+            while chunk := fin.read(WRITE_MAX):
                 h.update(chunk)
                 fout.write(chunk)
             fout.flush()

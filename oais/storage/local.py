@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import subprocess
 
 from oais.formats.digest import read_digest
-from oais.formats.fileio import copy_data, linux_libc_function
+from oais.formats.fileio import WRITE_MAX, copy_data, linux_libc_function
 from oais.storage.base import Entry, ObjectExists, PreparedCopies, ProgressFn, SourceFile, StorageError
 
 BUFFER = 1 << 20
@@ -520,7 +520,7 @@ class LocalStorage:
         tmp = self.staging / f"{uuid.uuid4().hex}.restore"
         try:
             with open(source, "rb") as src, open(tmp, "xb") as dst:
-                shutil.copyfileobj(src, dst, BUFFER)
+                shutil.copyfileobj(src, dst, WRITE_MAX)
                 dst.flush()
                 if self.fsync:
                     os.fsync(dst.fileno())

@@ -48,6 +48,30 @@ def test_falls_back_to_read_write_where_sendfile_refuses(tmp_path: Path, monkeyp
     assert (tmp_path / "b").read_bytes() == data
 
 
+def test_the_read_write_fallback_writes_at_most_write_max_at_a_time(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback reads 1 MiB at a time but never hands the kernel more than WRITE_MAX in one write
+    (larger writes fill the page cache with large folios, several times dearer: see the module)."""
+    sizes: list[int] = []
+    real_write = os.write
+
+    def refuse(out_fd: int, in_fd: int, offset: object, count: int) -> int:
+        raise OSError(22, "Invalid argument")
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        sizes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(fileio.os, "sendfile", refuse)
+    monkeypatch.setattr(fileio.os, "write", write)
+    data = os.urandom((3 << 20) + 4321)
+    (tmp_path / "a").write_bytes(data)
+    n, _ = _copy(tmp_path / "a", tmp_path / "b")
+    assert n == len(data) and (tmp_path / "b").read_bytes() == data
+    assert sum(sizes) == len(data)
+    assert max(sizes) == fileio.WRITE_MAX < 1 << 20
+
+
 def test_a_pipe_is_copied_whatever_the_kernel_allows(tmp_path: Path) -> None:
     data = os.urandom(300_000)
     r, w = os.pipe()

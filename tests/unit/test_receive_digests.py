@@ -51,6 +51,35 @@ def test_staged_digests_equal_a_fresh_read(folder: Path, tmp_path: Path, form: s
 
 
 
+@pytest.mark.parametrize("form", ["folder", "zip", "tar"])
+def test_staging_writes_at_most_write_max_at_a_time(folder: Path, tmp_path: Path, form: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are read 1 MiB at a time, but each is written WRITE_MAX bytes at a time at most (larger
+    writes fill the page cache with large folios, several times dearer: see oais.formats.fileio)."""
+    import os
+
+    from oais.formats.fileio import WRITE_MAX
+
+    delivery = _archive(folder, form)
+    sizes: list[int] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        sizes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    staged = stage_delivery(delivery, tmp_path / "staging")
+    monkeypatch.undo()
+    delivered = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert sum(sizes) >= delivered  # every staged byte went through os.write
+    assert max(sizes) <= WRITE_MAX < 1 << 20
+    if form != "zip":  # read 1 MiB at a time (a zip member comes in zipfile's 64 KiB reads)
+        assert WRITE_MAX in sizes
+    assert sorted(f.sha512 for f in staged.digests.values()) == sorted(
+        digest_file(p).sha512 for p in folder.rglob("*") if p.is_file())
+
+
 def test_a_large_staged_file_is_handed_to_the_disk_as_it_is_written(tmp_path: Path) -> None:
     """Staging starts the disk's writing of a large file every WRITEBACK_CHUNK bytes (the flush that
     makes the AIP durable then finds little left to write): right after staging, no extent of the
