@@ -178,7 +178,7 @@ def _write_entry(zf: zipfile.ZipFile, name: str, entry: _Entry, stamp: tuple[int
     h256 = hashlib.sha256()
     h512 = hashlib.sha512() if entry.sha512 else None
     done = 0
-    buf = bytearray(WRITE_MAX)  # one write of the zip per read (oais.formats.fileio.WRITE_MAX)
+    buf = bytearray(WRITE_MAX)  # read, hashed and handed to the zip this much at a time (oais.formats.fileio)
     view = memoryview(buf)
     with open(entry.source, "rb") as src, zf.open(_info(name, entry.size, stamp), "w") as out:
         while n := src.readinto(buf):

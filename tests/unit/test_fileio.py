@@ -51,7 +51,7 @@ def test_falls_back_to_read_write_where_sendfile_refuses(tmp_path: Path, monkeyp
 def test_the_read_write_fallback_writes_at_most_write_max_at_a_time(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The fallback reads 1 MiB at a time but never hands the kernel more than WRITE_MAX in one write
-    (larger writes fill the page cache with large folios, several times dearer: see the module)."""
+    (larger writes cost several times the system time per byte: see the module)."""
     sizes: list[int] = []
     real_write = os.write
 

@@ -3,6 +3,7 @@ every form of delivery (folder, zip, tar.gz), and the copy is bit for bit the de
 
 from __future__ import annotations
 
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from oais.formats.digest import digest_file
+from oais.formats.fileio import WRITE_MAX
 from sip.receive import stage_delivery
 
 
@@ -50,16 +52,11 @@ def test_staged_digests_equal_a_fresh_read(folder: Path, tmp_path: Path, form: s
     assert sorted(f.sha512 for f in staged.digests.values()) == delivered  # bit for bit what was delivered
 
 
-
 @pytest.mark.parametrize("form", ["folder", "zip", "tar"])
 def test_staging_writes_at_most_write_max_at_a_time(folder: Path, tmp_path: Path, form: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Files are read 1 MiB at a time, but each is written WRITE_MAX bytes at a time at most (larger
-    writes fill the page cache with large folios, several times dearer: see oais.formats.fileio)."""
-    import os
-
-    from oais.formats.fileio import WRITE_MAX
-
+    writes cost several times the system time per byte: see oais.formats.fileio)."""
     delivery = _archive(folder, form)
     sizes: list[int] = []
     real_write = os.write
@@ -91,7 +88,7 @@ def test_a_large_staged_file_is_handed_to_the_disk_as_it_is_written(tmp_path: Pa
         unavailable("no sync_file_range here (Linux only)")
     source = tmp_path / "delivery"
     source.mkdir()
-    data = __import__("os").urandom(3 * WRITEBACK_CHUNK)
+    data = os.urandom(3 * WRITEBACK_CHUNK)
     (source / "big.bin").write_bytes(data)
     if not delayed_extents(source / "big.bin"):
         unavailable(f"the file system of {tmp_path} shows no delayed allocation through FIEMAP")
