@@ -32,10 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import workloads as wl  # noqa: E402
+import workloads as wl  # bench/ is on sys.path: Python puts a script's folder there
 
 
 def _print_collapsed(path: Path, top: int) -> None:
@@ -86,8 +83,8 @@ def main() -> int:
             args = ["audit", "--location", "replica-a", "--home", str(home), "--json"]
         prof = a.out or work / ("ingest.txt" if a.py_spy else "ingest.prof")
         if a.py_spy:
-            cmd = [a.py_spy, "record", "--idle", "--threads", "--nolineno", "-r", "100", "-f", "raw", "-o", str(prof), "--",
-                   sys.executable, "-m", "oais.cli", *args]
+            cmd = [a.py_spy, "record", "--idle", "--threads", "--nolineno", "-r", "100", "-f", "raw", "-o", str(prof),
+                   "--", sys.executable, "-m", "oais.cli", *args]
         else:
             cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "oais.cli", *args]
         os.sync()

@@ -34,14 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-
-import workloads as wl  # noqa: E402
-from timing import (  # noqa: E402
+import workloads as wl  # bench/ is on sys.path: Python puts a script's folder there
+from timing import (
     CommandFailed, Contender, alternate, log, median, read_tree, run, run_measured, two_regimes,
 )
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 GiB = 1 << 30
 

@@ -33,7 +33,7 @@ def load_bench_run(monkeypatch: pytest.MonkeyPatch) -> Any:
     assert spec is not None and spec.loader is not None
     bench_run = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, bench_run)  # dataclasses look their module up there
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds bench/ to it
+    monkeypatch.setattr(sys, "path", [str(REPO / "bench"), *sys.path])  # as for a script run from bench/
     spec.loader.exec_module(bench_run)
     return bench_run
 
